@@ -1,0 +1,246 @@
+"""The master's side of a run (or the only process's, in local mode).
+
+It decides the run's wiring (run id, write keys, monitor), starts the bundled sandbox and monitor
+when no `--host` is given, sizes users, merges the workers' statistics, keeps a history for the
+report, polls the monitor's live audit, and at the end waits for deliveries, writes the report and
+sets the exit code from the verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+from locust.runners import MasterRunner
+
+from loadgen.ids import run_id_from_name
+from loadgen.plugin.options import sandbox_faults
+from loadgen.plugin.report import RunReport, write_report
+from loadgen.plugin.stack import SandboxStack
+from loadgen.plugin.stats import LatencyHistogram, LoadStats
+from loadgen.plugin.stream import Wiring, build_plan, profile_for
+from loadgen.traffic import TrafficGenerator
+from monitor.client import MonitorClient, MonitorError
+from monitor.thresholds import Verdict, default_thresholds, evaluate, load_thresholds
+
+HISTORY_INTERVAL = 2.0
+GRACEFUL_STOP_SECONDS = 10.0
+log = logging.getLogger("harness")
+
+
+def new_run_name() -> str:
+    return f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+class Controller:
+    """Runs on the master (or the local runner) for the whole Locust process lifetime."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.options = environment.parsed_options
+        self.stats = LoadStats()
+        self.history: list[dict[str, Any]] = []
+        self.delivery: dict[str, Any] | None = None
+        self.stack: SandboxStack | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.verdict: Verdict | None = None
+        self.thresholds = (
+            load_thresholds(Path(self.options.slo)) if self.options.slo else default_thresholds()
+        )
+        self._greenlets: list[gevent.Greenlet] = []
+        self._finished = False
+
+    # Setup -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        options = self.options
+        run_name = options.run_id or new_run_name()
+        seed = options.seed if options.seed is not None else run_id_from_name(run_name)
+        profile = profile_for(options)
+        sources = tuple(profile.sources)
+        if options.host:
+            write_keys = {source: options.write_key for source in sources}
+            monitor_url = options.monitor_url
+        else:
+            faults = sandbox_faults(options.sandbox_faults) if options.sandbox_faults else None
+            self.stack = SandboxStack.start(sources, faults, options.loss_deadline)
+            self.environment.host = options.host = self.stack.ingest_url
+            write_keys = dict(self.stack.write_keys)
+            monitor_url = self.stack.monitor_url
+        generator = TrafficGenerator(profile, seed=seed, run=0, stream=0, write_keys=write_keys)
+        self.wiring = Wiring(run_name=run_name, seed=seed, monitor_url=monitor_url, write_keys=write_keys)
+        options.harness_wiring = self.wiring.to_option()
+        self.plan = build_plan(generator, options.target_rate)
+        self.monitor = MonitorClient(monitor_url) if monitor_url else None
+        if not self.environment.stop_timeout:
+            # Let a request in flight at the end finish and reach the ledger instead of being killed.
+            self.environment.stop_timeout = GRACEFUL_STOP_SECONDS
+        log.info(
+            "run %s: %s msg/s %s to %s, monitor %s",
+            run_name,
+            f"{options.target_rate:g}",
+            options.load_shape,
+            "the bundled sandbox" if self.stack else options.host,
+            monitor_url or "none",
+        )
+
+    def user_counts(self) -> dict[type, int]:
+        """User class → users, from the plan (classes whose source has no share get none)."""
+        counts = {}
+        for user_class in self.environment.user_classes:
+            schedule = self.plan.get(getattr(user_class, "source", ""))
+            if schedule is not None:
+                counts[user_class] = schedule.users
+        return counts
+
+    # During the run --------------------------------------------------------------------------
+
+    def on_test_start(self) -> None:
+        self.started_at = time.time()
+        self.ended_at = None
+        self._greenlets.append(gevent.spawn(self._sample_forever))
+
+    def merge_worker_report(self, data: dict[str, Any]) -> None:
+        if "harness" in data:
+            self.stats.merge(data["harness"])
+
+    def collect_local(self) -> None:
+        """In local mode the stream lives in this process: fold its stats in directly."""
+        stream = getattr(self.environment, "harness_stream", None)
+        if stream is not None and not isinstance(self.environment.runner, MasterRunner):
+            self.stats.merge(stream.stats.take())
+
+    def poll_delivery(self) -> dict[str, Any] | None:
+        if self.monitor is None:
+            return None
+        try:
+            self.delivery = self.monitor.summary(run=self.wiring.run)
+        except MonitorError as exc:
+            log.debug("monitor summary unavailable: %s", exc)
+        return self.delivery
+
+    def _sample_forever(self) -> None:
+        previous = self._sample_point()
+        while True:
+            gevent.sleep(HISTORY_INTERVAL)
+            self.collect_local()
+            self.poll_delivery()
+            point = self._sample_point()
+            self.history.append(_history_row(previous, point))
+            previous = point
+
+    def _sample_point(self) -> dict[str, Any]:
+        measured = self.stats.combined_latency("measured")
+        corrected = self.stats.combined_latency("corrected")
+        return {
+            "t": time.time(),
+            "messages": self.stats.total_messages(),
+            "requests": self.stats.total_requests(),
+            "measured_counts": measured.counts.copy(),
+            "corrected_counts": corrected.counts.copy(),
+            "delivered": _delivered_total(self.delivery),
+        }
+
+    # The end ---------------------------------------------------------------------------------
+
+    def finish(self) -> int:
+        """Wait for deliveries, write the report, print the verdict; returns the exit code."""
+        if self._finished or self.started_at is None:
+            return 0
+        self._finished = True
+        self.ended_at = self.ended_at or time.time()
+        self._wait_for_deliveries()
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        self.collect_local()
+        report = RunReport(
+            run_name=self.wiring.run_name,
+            run_id=self.wiring.run,
+            options=self.options,
+            target="sandbox (bundled)" if self.stack else self.options.host,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            streams=self._stream_count(),
+            stats=self.stats,
+            delivery=self.delivery,
+            history=self.history,
+        )
+        summary = report.summary()
+        if self.stack is not None:
+            summary["sandbox"] = self.stack.sandbox_stats()
+        self.verdict = evaluate(self.thresholds, summary)
+        summary["verdict"] = self.verdict.to_dict()
+        paths = write_report(summary, Path(self.options.report_dir))
+        print(report.terminal_table(self.verdict), flush=True)
+        print(f"Report: {paths.html}  Summary: {paths.json}", flush=True)
+        return self.verdict.exit_code
+
+    def on_test_stop(self) -> None:
+        self.ended_at = time.time()
+
+    def _stream_count(self) -> int:
+        runner = self.environment.runner
+        return max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1
+
+    def _wait_for_deliveries(self) -> None:
+        """Poll the monitor until every stream's final ledger is in and nothing is pending."""
+        if self.monitor is None:
+            return
+        deadline = time.monotonic() + self.options.delivery_wait
+        while True:
+            self.collect_local()
+            delivery = self.poll_delivery()
+            if delivery is not None and _settled(delivery, self.wiring.run, self._stream_count()):
+                return
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "delivery wait of %gs ended with messages still pending", self.options.delivery_wait
+                )
+                return
+            gevent.sleep(0.5)
+
+    def stop(self) -> None:
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        if self.stack is not None:
+            self.stack.stop()
+            self.stack = None
+
+
+def _delivered_total(delivery: dict[str, Any] | None) -> int:
+    if not delivery:
+        return 0
+    return sum(d.get("delivered", 0) for d in delivery.get("destinations", {}).values())
+
+
+def _settled(delivery: dict[str, Any], run: int, streams: int) -> bool:
+    """Every stream's final ledger has arrived and nothing expected is still in flight."""
+    runs = [r for r in delivery.get("runs", []) if r.get("run") == run]
+    if not runs:
+        return False
+    final = [s for s in runs[0].get("streams", []) if s.get("final")]
+    if len(final) < streams:
+        return False
+    return all(d.get("pending", 0) == 0 for d in delivery.get("destinations", {}).values())
+
+
+def _history_row(previous: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    seconds = max(point["t"] - previous["t"], 1e-9)
+    row: dict[str, Any] = {
+        "t": round(point["t"], 3),
+        "messages_per_sec": (point["messages"] - previous["messages"]) / seconds,
+        "requests_per_sec": (point["requests"] - previous["requests"]) / seconds,
+        "delivered_per_sec": (point["delivered"] - previous["delivered"]) / seconds,
+    }
+    for kind in ("measured", "corrected"):
+        window = LatencyHistogram()
+        window.counts = point[f"{kind}_counts"] - previous[f"{kind}_counts"]
+        row[f"p95_{kind}_seconds"] = window.quantile(0.95)
+    return row

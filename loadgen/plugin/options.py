@@ -1,0 +1,168 @@
+"""The harness's options on Locust's own parser, so they show in `--help`, the web UI and config files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadgen.plugin.shapes import SHAPES
+from loadgen.profile import DEFAULT_PROFILE, ProfileError, load_profile
+
+DEFAULT_TARGET_RATE = 1000.0
+DEFAULT_METRICS_PORT = 9646
+
+
+def add_options(parser: Any) -> None:
+    """Register the harness options on Locust's parser (the `init_command_line_parser` event)."""
+    # On the parser itself, not a group: only Locust's own add_argument knows include_in_web_ui.
+    group = parser
+    group.add_argument(
+        "--traffic-profile",
+        default=str(DEFAULT_PROFILE),
+        help="traffic profile YAML (sources, libraries, call types, duplicates, replay); default: the bundled one",
+    )
+    group.add_argument(
+        "--target-rate",
+        type=float,
+        default=DEFAULT_TARGET_RATE,
+        help="open-model target rate in messages/s for the whole test, across all users and workers "
+        f"(the load shape's peak; default {DEFAULT_TARGET_RATE:g})",
+    )
+    group.add_argument(
+        "--load-shape",
+        choices=sorted(SHAPES),
+        default="constant",
+        help="how the target rate moves over the run: "
+        + "; ".join(f"{k}: {v.summary}" for k, v in SHAPES.items()),
+    )
+    group.add_argument(
+        "--duplicate-share",
+        type=float,
+        default=None,
+        help="share of accepted messages re-sent with the same messageId (overrides the profile)",
+    )
+    group.add_argument(
+        "--bad-input-share",
+        type=float,
+        default=None,
+        help="share of requests drawn from the bad-input catalogue (overrides the profile)",
+    )
+    group.add_argument(
+        "--replay-share",
+        type=float,
+        default=None,
+        help="share of requests that replay historical traffic (old timestamps, big batches; overrides the profile)",
+    )
+    group.add_argument("--slo", default="", help="SLO thresholds YAML; default: the bundled thresholds")
+    group.add_argument("--run-id", default="", help="a name for this run (default: generated)")
+    group.add_argument("--seed", type=int, default=None, help="traffic seed (default: from the run id)")
+    group.add_argument(
+        "--write-key",
+        default="",
+        env_var="HARNESS_WRITE_KEY",
+        include_in_web_ui=False,
+        help="write key for --host targets (or env HARNESS_WRITE_KEY; never logged)",
+    )
+    group.add_argument(
+        "--monitor-url",
+        default="",
+        env_var="HARNESS_MONITOR_URL",
+        help="monitor that the target's webhook destination delivers to (with --host); "
+        "empty with no --host: a monitor is started here",
+    )
+    group.add_argument(
+        "--sandbox-faults",
+        default="",
+        help="YAML file with a `faults:` section for the bundled sandbox (drop, duplicate, delay, 5xx, 429), "
+        "to see the verdict catch them",
+    )
+    group.add_argument(
+        "--delivery-wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait after the test for messages still in flight before counting them lost",
+    )
+    group.add_argument(
+        "--loss-deadline",
+        type=float,
+        default=60.0,
+        help="seconds after its send that the bundled monitor counts an undelivered message as lost",
+    )
+    group.add_argument(
+        "--max-lag",
+        type=float,
+        default=1.0,
+        help="a send more than this many seconds behind its intended time is dropped and counted missed",
+    )
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        help="port of the loadgen_* /metrics endpoint in headless mode (0: off; the web UI serves /metrics)",
+    )
+    group.add_argument("--report-dir", default="reports", help="where the JSON summary and HTML report go")
+    # Filled in by the master and passed to workers with the other custom options.
+    group.add_argument("--harness-wiring", default="", help="internal", include_in_web_ui=False)
+
+
+def option_errors(options: Any) -> list[str]:
+    """Every problem with the harness options, each naming the option; empty when they are usable."""
+    errors: list[str] = []
+    if options.target_rate <= 0:
+        errors.append(f"--target-rate must be a positive number of messages/s, got {options.target_rate:g}")
+    for name in ("duplicate_share", "bad_input_share", "replay_share"):
+        value = getattr(options, name)
+        if value is not None and not 0 <= value <= 1:
+            errors.append(f"--{name.replace('_', '-')} must be between 0 and 1, got {value:g}")
+    if options.delivery_wait < 0:
+        errors.append(f"--delivery-wait must be ≥ 0 seconds, got {options.delivery_wait:g}")
+    if options.loss_deadline <= 0:
+        errors.append(f"--loss-deadline must be > 0 seconds, got {options.loss_deadline:g}")
+    if options.max_lag <= 0:
+        errors.append(f"--max-lag must be > 0 seconds, got {options.max_lag:g}")
+    try:
+        load_profile(Path(options.traffic_profile))
+    except ProfileError as exc:
+        errors.append(f"--traffic-profile: {exc}")
+    except OSError as exc:
+        errors.append(f"--traffic-profile {options.traffic_profile}: cannot read it ({exc.strerror or exc})")
+    if options.slo:
+        from monitor.thresholds import ThresholdError, load_thresholds
+
+        try:
+            load_thresholds(Path(options.slo))
+        except ThresholdError as exc:
+            errors.append(f"--slo: {exc}")
+        except OSError as exc:
+            errors.append(f"--slo {options.slo}: cannot read it ({exc.strerror or exc})")
+    if options.sandbox_faults:
+        if options.host:
+            errors.append("--sandbox-faults applies to the bundled sandbox only; drop it or drop --host")
+        else:
+            try:
+                sandbox_faults(options.sandbox_faults)
+            except (OSError, ValueError) as exc:
+                errors.append(f"--sandbox-faults {options.sandbox_faults}: {exc}")
+    if options.host and not options.write_key:
+        errors.append("--host needs a write key: pass --write-key or set HARNESS_WRITE_KEY")
+    return errors
+
+
+def sandbox_faults(path: str) -> dict[str, Any]:
+    """The `faults:` mapping of a --sandbox-faults file (the sandbox checks its contents)."""
+    import yaml
+
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("faults"), dict):
+        raise ValueError("expected a mapping with a `faults:` section, as in sandbox/default.yaml")
+    return document["faults"]
+
+
+def exit_on_bad_options(options: Any) -> None:
+    """Stop before any traffic when an option is unusable, naming each problem."""
+    errors = option_errors(options)
+    if errors:
+        for error in errors:
+            sys.stderr.write(f"locust: error: {error}\n")
+        raise SystemExit(2)

@@ -1,0 +1,241 @@
+"""The end of a run: the run summary document, the terminal table, and the files written for it.
+
+The summary is one JSON document: `run` (what was run), `load` (the generator's half: throughput,
+request latency measured and corrected, answers by status class), `delivery` (the monitor's
+`/api/summary` for this run) and `history` (per-interval rates and latencies for the charts). The
+CI gate and the thresholds read it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from loadgen.plugin.stats import LoadStats
+
+if TYPE_CHECKING:
+    from monitor.thresholds import Verdict
+
+SUMMARY_FORMAT = "cdp-harness/run-summary"
+SUMMARY_VERSION = 1
+QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "max": 1.0}
+ERROR_CLASSES = ("5xx", "429", "error")
+
+
+@dataclass
+class RunReport:
+    run_name: str
+    run_id: int
+    options: Any
+    target: str
+    started_at: float
+    ended_at: float
+    streams: int
+    stats: LoadStats
+    delivery: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, Any]:
+        duration = max(self.ended_at - self.started_at, 1e-9)
+        stats = self.stats
+        requests = stats.total_requests()
+        by_class = stats.requests_by_class()
+        first_sends = requests - sum(stats.retries.values())
+        missed = sum(stats.missed.values())
+        by_source: dict[str, dict[str, int]] = {}
+
+        def add(source: str, field: str, value: int) -> None:
+            row = by_source.setdefault(
+                source, dict.fromkeys(("messages", "accepted", "requests", "bytes", "missed_sends"), 0)
+            )
+            row[field] += value
+
+        for (source, _library, _kind), value in stats.messages.items():
+            add(source, "messages", value)
+        for (source, _library, _cls), value in stats.requests.items():
+            add(source, "requests", value)
+        for (source, _library), value in stats.bytes.items():
+            add(source, "bytes", value)
+        for source, value in stats.missed.items():
+            add(source, "missed_sends", value)
+        for source, value in stats.accepted.items():
+            add(source, "accepted", value)
+        return {
+            "format": SUMMARY_FORMAT,
+            "version": SUMMARY_VERSION,
+            "run": {
+                "name": self.run_name,
+                "id": self.run_id,
+                "target": self.target,
+                "profile": str(self.options.traffic_profile),
+                "load_shape": self.options.load_shape,
+                "target_rate": self.options.target_rate,
+                "started_at": _iso(self.started_at),
+                "ended_at": _iso(self.ended_at),
+                "duration_seconds": round(duration, 3),
+                "streams": self.streams,
+            },
+            "load": {
+                "messages": stats.total_messages(),
+                "accepted": sum(stats.accepted.values()),
+                "requests": requests,
+                "throughput": stats.total_messages() / duration,
+                "request_rate": requests / duration,
+                "requests_by_class": by_class,
+                "error_ratio": sum(by_class.get(c, 0) for c in ERROR_CLASSES) / requests if requests else 0.0,
+                "latency_seconds": {
+                    kind: {name: stats.combined_latency(kind).quantile(q) for name, q in QUANTILES.items()}
+                    for kind in ("measured", "corrected")
+                },
+                "missed_sends": missed,
+                "missed_ratio": missed / (first_sends + missed) if first_sends + missed else 0.0,
+                "retries": sum(stats.retries.values()),
+                "duplicates_sent": sum(
+                    v for (_s, _l, kind), v in stats.messages.items() if kind == "duplicate"
+                ),
+                "bad_inputs": {
+                    "expected": sum(v for (_c, a), v in stats.bad_inputs.items() if a == "expected"),
+                    "unexpected": sum(v for (_c, a), v in stats.bad_inputs.items() if a == "unexpected"),
+                },
+                "by_source": by_source,
+            },
+            "delivery": self.delivery or {},
+            "history": self.history,
+        }
+
+    def terminal_table(self, verdict: Verdict) -> str:
+        s = self.summary()
+        load, run = s["load"], s["run"]
+        lines = [
+            "",
+            f"Run {run['name']} against {run['target']}: {run['duration_seconds']:.0f}s, {run['streams']} stream(s)",
+            f"  sent      {load['messages']:>10,} messages in {load['requests']:,} requests "
+            f"({load['throughput']:,.0f} msg/s), missed sends {load['missed_sends']:,}, retries {load['retries']:,}",
+            "  answers   " + ", ".join(f"{k} {v:,}" for k, v in sorted(load["requests_by_class"].items())),
+            "  latency   "
+            + "  ".join(
+                f"{kind} p50 {_ms(q['p50'])} p95 {_ms(q['p95'])} p99 {_ms(q['p99'])}"
+                for kind, q in load["latency_seconds"].items()
+            ),
+        ]
+        destinations = (s["delivery"] or {}).get("destinations") or {}
+        if destinations:
+            lines.append(
+                f"  {'destination':<20}{'expected':>10}{'delivered':>11}{'lost':>8}{'pending':>9}"
+                f"{'dupes':>7}{'leaks':>7}{'p95':>9}{'p99':>9}"
+            )
+            for name, d in sorted(destinations.items()):
+                q = d.get("latency_seconds") or {}
+                lines.append(
+                    f"  {name:<20}{d.get('expected', 0):>10,}{d.get('delivered', 0):>11,}{d.get('lost', 0):>8,}"
+                    f"{d.get('pending', 0):>9,}{d.get('duplicates', 0):>7,}{d.get('dedupe_leaks', 0):>7,}"
+                    f"{_ms(q.get('p95')):>9}{_ms(q.get('p99')):>9}"
+                )
+        else:
+            lines.append("  delivery  no monitor data (no --monitor-url, or the monitor did not answer)")
+        lines.append(verdict.table())
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    json: Path
+    html: Path
+
+
+def write_report(summary: dict[str, Any], directory: Path) -> ReportPaths:
+    """Write `<dir>/<run>/summary.json` and `report.html` (self-contained, viewable offline)."""
+    folder = directory / summary["run"]["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(folder / "summary.json", folder / "report.html")
+    paths.json.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    paths.html.write_text(render_html(summary), encoding="utf-8")
+    return paths
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}ms"
+
+
+# HTML ------------------------------------------------------------------------------------------
+
+
+def _chart(title: str, history: list[dict[str, Any]], series: list[tuple[str, str, str]]) -> str:
+    """An inline SVG line chart; hand-written because the report must render with no network."""
+    width, height, pad = 720, 220, 40
+    if not history:
+        return f"<h3>{html.escape(title)}</h3><p>No samples.</p>"
+    t0 = history[0]["t"]
+    xs = [row["t"] - t0 for row in history]
+    values = [[row.get(key) for row in history] for key, _label, _color in series]
+    top = max((v for column in values for v in column if v is not None), default=0) or 1
+    x_max = max(xs) or 1
+
+    def point(x: float, y: float) -> str:
+        return f"{pad + x / x_max * (width - 2 * pad):.1f},{height - pad - y / top * (height - 2 * pad):.1f}"
+
+    lines = []
+    for (_key, label, color), column in zip(series, values, strict=True):
+        pts = " ".join(point(x, y) for x, y in zip(xs, column, strict=True) if y is not None)
+        lines.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"><title>{label}</title></polyline>'
+        )
+    legend = " ".join(f'<span style="color:{c}">■ {html.escape(label)}</span>' for _k, label, c in series)
+    axis = (
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
+        f'<text x="{pad}" y="{pad - 8}" font-size="11">{top:,.4g}</text>'
+        f'<text x="{width - pad}" y="{height - pad + 16}" font-size="11" text-anchor="end">{x_max:.0f}s</text>'
+    )
+    return (
+        f"<h3>{html.escape(title)}</h3><div>{legend}</div>"
+        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">{axis}{"".join(lines)}</svg>'
+    )
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(summary: dict[str, Any]) -> str:
+    run, load, history = summary["run"], summary["load"], summary.get("history", [])
+    destinations = (summary.get("delivery") or {}).get("destinations") or {}
+    verdict = summary.get("verdict") or {}
+    delivery_rows = [
+        [name, d.get("expected", 0), d.get("delivered", 0), d.get("lost", 0), d.get("pending", 0),
+         d.get("duplicates", 0), d.get("dedupe_leaks", 0),
+         _ms((d.get("latency_seconds") or {}).get("p95")), _ms((d.get("latency_seconds") or {}).get("p99"))]
+        for name, d in sorted(destinations.items())
+    ]  # fmt: skip
+    threshold_rows = [
+        [r["metric"], r["expression"], r.get("value_text", ""), "PASS" if r["passed"] else "FAIL"]
+        for r in verdict.get("results", [])
+    ]
+    status = "PASS" if verdict.get("passed", True) else "FAIL"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Load test {html.escape(run["name"])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f3f3f3}}td:first-child{{text-align:left}}
+.PASS{{color:#137333}}.FAIL{{color:#c5221f}}</style></head><body>
+<h1>Load test {html.escape(run["name"])} — <span class="{status}">{status}</span></h1>
+<p>Target {html.escape(str(run["target"]))}, profile {html.escape(run["profile"])}, shape {html.escape(run["load_shape"])}
+at {run["target_rate"]:,.0f} msg/s; {run["started_at"]} to {run["ended_at"]} ({run["duration_seconds"]:.0f}s), {run["streams"]} stream(s).</p>
+<p>Sent {load["messages"]:,} messages in {load["requests"]:,} requests ({load["throughput"]:,.0f} msg/s);
+missed sends {load["missed_sends"]:,}; retries {load["retries"]:,}; error ratio {load["error_ratio"]:.4%}.</p>
+<h2>Verdict</h2>{_table(threshold_rows, ["metric", "threshold", "value", "result"])}
+<h2>Delivery</h2>{_table(delivery_rows, ["destination", "expected", "delivered", "lost", "pending", "duplicates", "dedupe leaks", "p95", "p99"])}
+{_chart("Message rate (msg/s)", history, [("messages_per_sec", "sent", "#1a73e8"), ("delivered_per_sec", "delivered", "#137333")])}
+{_chart("Request latency p95 (s)", history, [("p95_measured_seconds", "measured", "#1a73e8"), ("p95_corrected_seconds", "corrected (from intended send)", "#c5221f")])}
+</body></html>
+"""

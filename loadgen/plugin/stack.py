@@ -1,0 +1,191 @@
+"""The bundled target: the sandbox pipeline and the monitor as child processes on loopback.
+
+With no `--host`, the master starts both on free ports, with fresh write keys and destination
+secrets passed through the environment (never written to disk or logged), the sandbox's
+destinations pointed at the monitor's receiver, and a canary through the sandbox. Both are stopped
+by pid when Locust quits.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+DESTINATIONS = (
+    # name, messages per webhook POST, POSTs in flight
+    ("webhook", 20, 4),
+    ("warehouse", 200, 2),
+)
+CANARY_SOURCE = "canary"
+LOST_AFTER_SECONDS = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ChildServer:
+    """A `harness <command>` server process, known by its pid and stopped by it."""
+
+    name: str
+    port: int
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"the {self.name} did not start on port {self.port}; its log ends:\n{tail}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+
+
+@dataclass
+class SandboxStack:
+    """A running sandbox with the monitor as its destinations' receiver."""
+
+    sandbox: ChildServer
+    monitor: ChildServer
+    write_keys: dict[str, str] = field(repr=False)
+    workdir: tempfile.TemporaryDirectory = field(repr=False)
+
+    @property
+    def ingest_url(self) -> str:
+        return self.sandbox.url
+
+    @property
+    def monitor_url(self) -> str:
+        return self.monitor.url
+
+    @classmethod
+    def start(
+        cls, sources: tuple[str, ...], faults: dict | None = None, loss_deadline: float = LOST_AFTER_SECONDS
+    ) -> SandboxStack:
+        workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
+        folder = Path(workdir.name)
+        env = dict(os.environ)
+        write_keys = {source: secrets.token_hex(16) for source in (*sources, CANARY_SOURCE)}
+        for i, source in enumerate(write_keys):
+            env[f"HARNESS_STACK_KEY_{i}"] = write_keys[source]
+        for i, _destination in enumerate(DESTINATIONS):
+            env[f"HARNESS_STACK_SECRET_{i}"] = secrets.token_hex(16)
+        sandbox_port, monitor_port = free_port(), free_port()
+        monitor_url = f"http://{HOST}:{monitor_port}"
+        sandbox_config = {
+            "seed": None,
+            "sources": [
+                {"name": source, "write_key_env": f"HARNESS_STACK_KEY_{i}"}
+                for i, source in enumerate(write_keys)
+            ],
+            "delivery": {"spool_path": str(folder / "sandbox-spool.jsonl")},
+            "faults": faults or {},
+            "destinations": [
+                {
+                    "name": name,
+                    "url": f"{monitor_url}/webhook/{name}",
+                    "secret_env": f"HARNESS_STACK_SECRET_{i}",
+                    "batch_size": batch_size,
+                    "concurrency": concurrency,
+                }
+                for i, (name, batch_size, concurrency) in enumerate(DESTINATIONS)
+            ],
+        }
+        monitor_config = {
+            "lost_after_seconds": loss_deadline,
+            "destinations": {
+                name: {"secret_env": f"HARNESS_STACK_SECRET_{i}"}
+                for i, (name, _b, _c) in enumerate(DESTINATIONS)
+            },
+            "canary": {
+                "enabled": True,
+                "ingest_url": f"http://{HOST}:{sandbox_port}",
+                "write_key_env": f"HARNESS_STACK_KEY_{len(write_keys) - 1}",
+                "interval_seconds": 1.0,
+            },
+        }
+        (folder / "sandbox.yaml").write_text(yaml.safe_dump(sandbox_config, sort_keys=False))
+        (folder / "monitor.yaml").write_text(yaml.safe_dump(monitor_config, sort_keys=False))
+        harness = [sys.executable, "-m", "harness"]
+        monitor = ChildServer(
+            "monitor",
+            monitor_port,
+            [*harness, "monitor", "--config", str(folder / "monitor.yaml"), "--port", str(monitor_port)],
+            env,
+            folder / "monitor.log",
+        )
+        sandbox = ChildServer(
+            "sandbox",
+            sandbox_port,
+            [*harness, "sandbox", "--config", str(folder / "sandbox.yaml"), "--port", str(sandbox_port)],
+            env,
+            folder / "sandbox.log",
+        )
+        stack = cls(sandbox, monitor, {s: k for s, k in write_keys.items() if s != CANARY_SOURCE}, workdir)
+        try:
+            monitor.start()
+            sandbox.start()
+            monitor.wait_ready()
+            sandbox.wait_ready()
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def sandbox_stats(self) -> dict | None:
+        """The sandbox's own counts (accepted, delivered, injected faults), for the run summary."""
+        try:
+            return httpx.get(f"{self.sandbox.url}/admin/stats", timeout=5.0).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        self.sandbox.stop()
+        self.monitor.stop()
+        self.workdir.cleanup()

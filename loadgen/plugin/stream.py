@@ -1,0 +1,86 @@
+"""One worker process's share of a run: its messageId stream, traffic generator, ledger and stats."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from loadgen.ids import MAX_STREAM, run_id_from_name
+from loadgen.ledger import SentLedger
+from loadgen.plugin.plan import Pacer, SourceSchedule, plan_sources
+from loadgen.plugin.shapes import rate_at, shape_duration
+from loadgen.plugin.stats import LoadStats
+from loadgen.profile import Profile, load_profile
+from loadgen.traffic import TrafficGenerator
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the master decides once and every worker needs: the run, its write keys, the monitor."""
+
+    run_name: str
+    seed: int
+    monitor_url: str
+    write_keys: dict[str, str] = field(repr=False)
+
+    def to_option(self) -> str:
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def from_option(cls, text: str) -> Wiring:
+        return cls(**orjson.loads(text))
+
+    @property
+    def run(self) -> int:
+        return run_id_from_name(self.run_name)
+
+
+def profile_for(options: Any) -> Profile:
+    """The profile named by --profile with the command line's overrides applied."""
+    profile = load_profile(Path(options.traffic_profile))
+    overrides = {
+        name: getattr(options, name)
+        for name in ("duplicate_share", "bad_input_share", "replay_share")
+        if getattr(options, name) is not None
+    }
+    return replace(profile, **overrides)
+
+
+def build_plan(generator: TrafficGenerator, peak_rate: float) -> dict[str, SourceSchedule]:
+    """Users per source for the peak rate; the same on every process for the same options."""
+    shares = generator.sources
+    per_request = {source: generator.mean_messages_per_request(source) for source in shares}
+    return plan_sources(shares, per_request, peak_rate)
+
+
+class Stream:
+    """The traffic this process sends. Locust's worker index is the stream number."""
+
+    def __init__(self, options: Any, wiring: Wiring, stream: int) -> None:
+        if not 0 <= stream < MAX_STREAM:
+            raise ValueError(f"worker index {stream} is beyond the {MAX_STREAM} streams a run can have")
+        self.options = options
+        self.wiring = wiring
+        self.number = stream
+        self.generator = TrafficGenerator(
+            profile_for(options),
+            seed=wiring.seed,
+            run=wiring.run,
+            stream=stream,
+            write_keys=wiring.write_keys,
+        )
+        self.ledger = SentLedger(wiring.run, stream, wiring.run_name)
+        self.stats = LoadStats()
+        self.plan = build_plan(self.generator, options.target_rate)
+        self.pacers = {source: Pacer(schedule) for source, schedule in self.plan.items()}
+        self.duration = shape_duration(options.load_shape, options.run_time)
+        self.started = time.monotonic()
+
+    def rate_now(self) -> float:
+        """The whole test's target message rate at this moment of the run."""
+        elapsed = time.monotonic() - self.started
+        return rate_at(self.options.load_shape, self.options.target_rate, elapsed, self.duration)

@@ -1,0 +1,138 @@
+"""`SourceUser`: a Locust User that sends one source's traffic exactly as its client library does.
+
+Each user is one connection; the users of a source share an open-model schedule (k6's
+constant-arrival-rate): intended send times advance at the source's share of the target rate
+whatever the answers' latency, so latency is reported both as measured and from the intended time
+(wrk2's coordinated-omission correction). A send more than `--max-lag` behind is dropped and
+counted as missed (k6's dropped iterations). Retries follow the library's policy with the same messageIds,
+and every outcome lands in the stream's sent ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import gevent
+from locust import User, task
+
+from loadgen.plugin.client import Answer, IngestClient
+from loadgen.plugin.stream import Stream
+from loadgen.traffic import PreparedRequest
+
+
+def stream_of(environment) -> Stream:
+    stream = getattr(environment, "harness_stream", None)
+    if stream is None:
+        raise RuntimeError("the harness stream is not set up: load scenarios with `locust -f scenarios`")
+    return stream
+
+
+class SourceUser(User):
+    """Sends the traffic of `source` (a source named in the profile)."""
+
+    abstract = True
+    source: ClassVar[str]
+
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
+        self.stream = stream_of(environment)
+        self.pacer = self.stream.pacers[self.source]
+        self.library = self.stream.generator.library_of(self.source)
+        self.client = IngestClient(environment.host)
+        self.intended: float | None = None
+
+    def on_start(self) -> None:
+        self.pacer.users_here += 1
+
+    def on_stop(self) -> None:
+        self.pacer.users_here -= 1
+        self.client.close()
+
+    def wait_time(self) -> float:
+        """Locust sleeps this long between tasks (interruptibly): until the slot this user holds."""
+        return max(0.0, self.intended - time.monotonic()) if self.intended is not None else 0.0
+
+    @task
+    def send_on_schedule(self) -> None:
+        if self.intended is None:
+            max_lag = self.environment.parsed_options.max_lag
+            self.intended, missed = self.pacer.take(time.monotonic(), self.stream.rate_now(), max_lag)
+            if missed:
+                self.stream.stats.record_missed(self.source, missed)
+        if self.intended > time.monotonic():
+            return
+        intended, self.intended = self.intended, None
+        self.send(self.stream.generator.next_request(self.source), intended)
+
+    def send(self, request: PreparedRequest, intended: float) -> None:
+        """Send one request, retrying as the library does, and record what happened."""
+        policy = self.library.retry
+        attempt = 0
+        answer = self._send_once(request, intended, attempt)
+        while policy.should_retry(answer.status) and attempt + 1 < policy.max_attempts:
+            attempt += 1
+            self.stream.stats.record_retry(request.source, request.library)
+            gevent.sleep(policy.delay(attempt, answer.retry_after))
+            answer = self._send_once(request.for_retry(attempt), time.monotonic(), attempt)
+        self._record_outcome(request, answer)
+
+    def _send_once(self, request: PreparedRequest, intended: float, attempt: int) -> Answer:
+        started = time.monotonic()
+        answer = self.client.send(request)
+        finished = time.monotonic()
+        measured = finished - started
+        self.stream.stats.record_request(
+            source=request.source,
+            library=request.library,
+            kind=request.kind,
+            messages=request.message_count if attempt == 0 else 0,
+            body_bytes=len(request.body),
+            status=answer.status,
+            measured=measured,
+            corrected=finished - intended,
+        )
+        expected = answer.status == request.expected_status
+        if request.kind == "bad":
+            name = f"{request.path} (bad: {request.bad_case})"
+            failure = None if expected else f"expected HTTP {request.expected_status}, got {answer.status}"
+        else:
+            name = f"{request.path} ({request.library})"
+            failure = (
+                None
+                if answer.status is not None and 200 <= answer.status < 300
+                else (answer.error or f"HTTP {answer.status}")
+            )
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=name,
+            response_time=measured * 1000,
+            response_length=len(answer.body),
+            exception=failure,
+            context={"library": request.library, "messages": request.message_count},
+        )
+        return answer
+
+    def _record_outcome(self, request: PreparedRequest, answer: Answer) -> None:
+        ledger, status = self.stream.ledger, answer.status
+        sent_ms = request.sent_ms
+        if request.kind == "duplicate":
+            ledger.record_duplicates(request.seqs)
+        if request.kind == "bad":
+            self.stream.stats.record_bad_input(request.bad_case or "", status == request.expected_status)
+        accepted: list[int] | range = []
+        if status is not None and 200 <= status < 300:
+            rejected = set(request.rejected_seqs)
+            accepted = request.seqs if not rejected else [s for s in request.seqs if s not in rejected]
+            if accepted:
+                ledger.record_accepted(request.source, accepted, sent_ms)
+                if request.kind != "duplicate":
+                    self.stream.stats.record_accepted(request.source, len(accepted))
+            if rejected:
+                ledger.record_rejected(sorted(rejected), sent_ms)
+        elif status is not None and 400 <= status < 500 and status != 429:
+            if request.seqs:
+                ledger.record_rejected(request.seqs, sent_ms)
+        elif request.seqs:
+            ledger.record_abandoned(request.seqs, sent_ms)
+        self.stream.generator.on_answer(request, status, accepted)

@@ -1,0 +1,133 @@
+"""What the harness adds to Locust's web UI and to headless runs: `/metrics`, and the Delivery and
+Messages tabs (Locust's `extendedTabs` mechanism: tables filled from `/stats/requests`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from locust.env import Environment
+from locust.runners import MasterRunner
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+
+from loadgen.plugin.metrics import LoadCollector, load_registry
+
+if TYPE_CHECKING:
+    from loadgen.plugin.controller import Controller
+
+log = logging.getLogger("harness")
+
+DELIVERY_COLUMNS = [
+    ("destination", "Destination"),
+    ("expected", "Expected"),
+    ("delivered", "Delivered"),
+    ("pending", "Pending"),
+    ("lost", "Lost"),
+    ("duplicates", "Duplicate deliveries"),
+    ("dedupe_leaks", "Dedupe leaks"),
+    ("p50", "p50 latency (s)"),
+    ("p95", "p95 latency (s)"),
+    ("p99", "p99 latency (s)"),
+]
+MESSAGE_COLUMNS = [
+    ("source", "Source"),
+    ("library", "Library"),
+    ("messages", "Messages"),
+    ("requests", "Requests"),
+    ("messages_per_request", "Messages/request"),
+    ("bytes", "Body bytes"),
+]
+
+
+def delivery_rows(delivery: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows = []
+    for name, d in sorted(((delivery or {}).get("destinations") or {}).items()):
+        latency = d.get("latency_seconds") or {}
+        rows.append(
+            {
+                "destination": name,
+                **{
+                    key: d.get(key, 0)
+                    for key in ("expected", "delivered", "pending", "lost", "duplicates", "dedupe_leaks")
+                },
+                **{q: _round(latency.get(q)) for q in ("p50", "p95", "p99")},
+            }
+        )
+    return rows
+
+
+def message_rows(controller: Controller) -> list[dict[str, Any]]:
+    stats = controller.stats
+    per: dict[tuple[str, str], dict[str, int]] = {}
+    for (source, library, _kind), value in stats.messages.items():
+        per.setdefault((source, library), {"messages": 0, "requests": 0})["messages"] += value
+    for (source, library, _cls), value in stats.requests.items():
+        per.setdefault((source, library), {"messages": 0, "requests": 0})["requests"] += value
+    return [
+        {
+            "source": source,
+            "library": library,
+            "messages": v["messages"],
+            "requests": v["requests"],
+            "messages_per_request": _round(v["messages"] / v["requests"]) if v["requests"] else 0,
+            "bytes": stats.bytes.get((source, library), 0),
+        }
+        for (source, library), v in sorted(per.items())
+    ]
+
+
+def _round(value: float | None) -> float | str:
+    return "" if value is None else round(value, 4)
+
+
+def _registry(environment: Environment, controller: Controller):
+    runner = environment.runner
+    return load_registry(
+        LoadCollector(
+            controller.stats,
+            workers=lambda: runner.worker_count if isinstance(runner, MasterRunner) else 1,
+            users=lambda: runner.user_count,
+        )
+    )
+
+
+def install(environment: Environment, controller: Controller) -> None:
+    """Serve `/metrics` (on the web UI, or on --metrics-port when headless) and add the tabs."""
+    registry = _registry(environment, controller)
+    web_ui = environment.web_ui
+    options = environment.parsed_options
+    if web_ui is None:
+        if options.metrics_port:
+            start_http_server(options.metrics_port, addr=options.web_host or "0.0.0.0", registry=registry)
+            log.info("loadgen metrics on port %d at /metrics", options.metrics_port)
+        return
+
+    from flask import Response, request
+
+    @web_ui.app.route("/metrics")
+    def _metrics() -> Response:
+        controller.collect_local()
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    web_ui.template_args["extendedTabs"] = [
+        {"title": "Delivery", "key": "delivery"},
+        {"title": "Messages", "key": "messages"},
+    ]
+    web_ui.template_args["extendedTables"] = [
+        {"key": "delivery", "structure": [{"key": k, "title": t} for k, t in DELIVERY_COLUMNS]},
+        {"key": "messages", "structure": [{"key": k, "title": t} for k, t in MESSAGE_COLUMNS]},
+    ]
+
+    @web_ui.app.after_request
+    def _extend_stats(response):
+        if request.path != "/stats/requests" or response.status_code != 200:
+            return response
+        controller.collect_local()
+        body = orjson.loads(response.get_data())
+        body["extended_stats"] = [
+            {"key": "delivery", "data": delivery_rows(controller.delivery)},
+            {"key": "messages", "data": message_rows(controller)},
+        ]
+        response.set_data(orjson.dumps(body))
+        return response

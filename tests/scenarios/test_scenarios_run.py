@@ -1,0 +1,138 @@
+"""`locust -f scenarios` end to end against the bundled sandbox and monitor: real processes, real HTTP."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadgen.plugin.stack import SandboxStack
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _destinations(summary: dict) -> dict:
+    destinations = summary["delivery"]["destinations"]
+    assert set(destinations) == {"webhook", "warehouse"}
+    return destinations
+
+
+def test_default_run_delivers_everything_exactly_once(locust_run):
+    run = locust_run("-t", "12s", "--target-rate", "1500")
+    assert run.code == 0, run.output[-4000:]
+    assert "Verdict: PASS" in run.output
+    summary = run.summary()
+    load = summary["load"]
+    # Open model: the rate is the target, whatever the answers' latency (first-send messages only).
+    assert 0.85 * 1500 <= load["throughput"] <= 1.15 * 1500, load["throughput"]
+    assert load["requests_by_class"].get("2xx", 0) > 0
+    assert set(load["by_source"]) >= {"android", "ios", "web", "node", "http"}
+    for name, destination in _destinations(summary).items():
+        # Everything the ingest accepted is expected at every destination, and arrived exactly once.
+        assert destination["expected"] == load["accepted"] > 0, name
+        assert destination["delivered_expected"] == destination["expected"], name
+        assert destination["lost"] == destination["pending"] == destination["duplicates"] == 0, name
+        assert destination["latency_seconds"]["p99"] is not None
+    assert summary["verdict"]["passed"] is True
+    html = run.html()
+    assert "<svg" in html and "PASS" in html and "http://" not in html.replace("http://127.0.0.1", "")
+
+
+def test_injected_faults_fail_the_verdict_and_are_counted_exactly(locust_run, tmp_path: Path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  destinations:\n    webhook:\n      drop: 0.05\n      duplicate: 0.02\n")
+    run = locust_run(
+        "-t", "8s", "--target-rate", "800", "--sandbox-faults", str(faults), "--loss-deadline", "5"
+    )
+    assert run.code == 1, run.output[-4000:]
+    assert "Verdict: FAIL" in run.output and "loss.ratio" in run.output and "duplicates.count" in run.output
+    summary = run.summary()
+    webhook, warehouse = _destinations(summary)["webhook"], _destinations(summary)["warehouse"]
+    injected = summary["sandbox"]["faults"]
+    assert webhook["lost"] > 0 and webhook["duplicates"] > 0
+    assert webhook["lost"] == _injected(injected, "drop", "webhook")
+    assert webhook["duplicates"] == _injected(injected, "duplicate", "webhook")
+    assert warehouse["lost"] == warehouse["duplicates"] == 0
+
+
+def _injected(faults: dict, kind: str, destination: str) -> int:
+    """Injected-fault count for a kind and destination from the sandbox's /admin/stats."""
+    node = faults.get(kind, faults)
+    if isinstance(node, dict) and destination in node:
+        return int(node[destination])
+    return int(faults[f"{kind}:{destination}"])
+
+
+def test_two_processes_are_two_streams_with_merged_metrics(locust_run):
+    port = _free_port()
+    scraped: list[str] = []
+
+    def scrape() -> None:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not scraped:
+            time.sleep(1)
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                continue
+            if "loadgen_workers 2.0" in text and "loadgen_messages_total" in text:
+                scraped.append(text)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    run = locust_run("--processes", "2", "-t", "12s", "--target-rate", "1500", "--metrics-port", str(port))
+    scraper.join()
+    assert run.code == 0, run.output[-4000:]
+    summary = run.summary()
+    assert summary["run"]["streams"] == 2
+    [monitor_run] = summary["delivery"]["runs"]
+    assert sorted(s["stream"] for s in monitor_run["streams"]) == [0, 1]
+    assert all(s["final"] for s in monitor_run["streams"])
+    for destination in _destinations(summary).values():
+        assert destination["delivered_expected"] == destination["expected"] == summary["load"]["accepted"] > 0
+        assert destination["lost"] == destination["duplicates"] == 0
+    assert 0.85 * 1500 <= summary["load"]["throughput"] <= 1.15 * 1500
+    assert scraped, "the master's /metrics never showed two workers"
+    families = {f.name: f for f in text_string_to_metric_families(scraped[0])}
+    assert sum(s.value for s in families["loadgen_messages"].samples if s.name.endswith("_total")) > 0
+
+
+def test_corrected_latency_shows_a_stall_that_measured_latency_hides(locust_run):
+    stack = SandboxStack.start(("everyone",))
+    try:
+        stall = threading.Timer(6.0, _stall, args=(stack.sandbox.process.pid, 1.5))
+        stall.start()
+        run = locust_run(
+            "-t", "12s", "--target-rate", "1000", "--max-lag", "10",
+            "--host", stack.ingest_url, "--monitor-url", stack.monitor_url,
+            env={"HARNESS_WRITE_KEY": stack.write_keys["everyone"]},
+        )  # fmt: skip
+        stall.join()
+    finally:
+        stack.stop()
+    assert run.code == 0, run.output[-4000:]
+    latency = run.summary()["load"]["latency_seconds"]
+    # Every request queued behind the stall waited for it from its intended send time ...
+    assert latency["corrected"]["p99"] >= 0.5, latency
+    # ... but only the few in flight during it were slow as measured.
+    assert latency["measured"]["p99"] < latency["corrected"]["p99"] / 3, latency
+    assert latency["measured"]["max"] >= 1.0, latency
+
+
+def _stall(pid: int, seconds: float) -> None:
+    import os
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
