@@ -29,7 +29,7 @@ from loadgen.traffic import TrafficGenerator
 from monitor.client import MonitorClient, MonitorError
 from monitor.thresholds import Verdict, default_thresholds, evaluate, load_thresholds
 
-HISTORY_INTERVAL = 2.0
+HISTORY_INTERVAL = 1.0
 GRACEFUL_STOP_SECONDS = 10.0
 log = logging.getLogger("harness")
 
@@ -49,6 +49,7 @@ class Controller:
         self.delivery: dict[str, Any] | None = None
         self.stack: SandboxStack | None = None
         self.started_at: float | None = None
+        self.streams = 1
         self.ended_at: float | None = None
         self.verdict: Verdict | None = None
         self.thresholds = (
@@ -70,7 +71,7 @@ class Controller:
             monitor_url = options.monitor_url
         else:
             faults = sandbox_faults(options.sandbox_faults) if options.sandbox_faults else None
-            self.stack = SandboxStack.start(sources, faults, options.loss_deadline)
+            self.stack = SandboxStack.start(sources, faults, options.loss_deadline, options.canary_interval)
             self.environment.host = options.host = self.stack.ingest_url
             write_keys = dict(self.stack.write_keys)
             monitor_url = self.stack.monitor_url
@@ -103,6 +104,8 @@ class Controller:
     # During the run --------------------------------------------------------------------------
 
     def on_test_start(self) -> None:
+        runner = self.environment.runner
+        self.streams = max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1
         self.started_at = time.time()
         self.ended_at = None
         self._greenlets.append(gevent.spawn(self._sample_forever))
@@ -145,7 +148,7 @@ class Controller:
             "requests": self.stats.total_requests(),
             "measured_counts": measured.counts.copy(),
             "corrected_counts": corrected.counts.copy(),
-            "delivered": _delivered_total(self.delivery),
+            "delivered": _delivered_by_destination(self.delivery),
         }
 
     # The end ---------------------------------------------------------------------------------
@@ -167,7 +170,7 @@ class Controller:
             target="sandbox (bundled)" if self.stack else self.options.host,
             started_at=self.started_at,
             ended_at=self.ended_at,
-            streams=self._stream_count(),
+            streams=self.streams,
             stats=self.stats,
             delivery=self.delivery,
             history=self.history,
@@ -185,10 +188,6 @@ class Controller:
     def on_test_stop(self) -> None:
         self.ended_at = time.time()
 
-    def _stream_count(self) -> int:
-        runner = self.environment.runner
-        return max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1
-
     def _wait_for_deliveries(self) -> None:
         """Poll the monitor until every stream's final ledger is in and nothing is pending."""
         if self.monitor is None:
@@ -197,7 +196,7 @@ class Controller:
         while True:
             self.collect_local()
             delivery = self.poll_delivery()
-            if delivery is not None and _settled(delivery, self.wiring.run, self._stream_count()):
+            if delivery is not None and _settled(delivery, self.wiring.run, self.streams):
                 return
             if time.monotonic() >= deadline:
                 log.warning(
@@ -214,10 +213,9 @@ class Controller:
             self.stack = None
 
 
-def _delivered_total(delivery: dict[str, Any] | None) -> int:
-    if not delivery:
-        return 0
-    return sum(d.get("delivered", 0) for d in delivery.get("destinations", {}).values())
+def _delivered_by_destination(delivery: dict[str, Any] | None) -> dict[str, int]:
+    destinations = (delivery or {}).get("destinations") or {}
+    return {name: d.get("delivered", 0) for name, d in destinations.items()}
 
 
 def _settled(delivery: dict[str, Any], run: int, streams: int) -> bool:
@@ -237,7 +235,10 @@ def _history_row(previous: dict[str, Any], point: dict[str, Any]) -> dict[str, A
         "t": round(point["t"], 3),
         "messages_per_sec": (point["messages"] - previous["messages"]) / seconds,
         "requests_per_sec": (point["requests"] - previous["requests"]) / seconds,
-        "delivered_per_sec": (point["delivered"] - previous["delivered"]) / seconds,
+        "delivered_per_sec": {
+            name: (count - previous["delivered"].get(name, 0)) / seconds
+            for name, count in point["delivered"].items()
+        },
     }
     for kind in ("measured", "corrected"):
         window = LatencyHistogram()

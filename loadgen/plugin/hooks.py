@@ -27,11 +27,16 @@ def _on_parser(parser, **_kwargs) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_kwargs) -> None:
+    # Worker reports carry no environment, so their listeners close over this one.
+    environment.events.report_to_master.add_listener(
+        lambda data, **_kw: worker.stats_report(environment, data)
+    )
     if isinstance(environment.runner, WorkerRunner):
         return
     exit_on_bad_options(environment.parsed_options)
     controller = Controller(environment)
     environment.harness_controller = controller
+    environment.events.worker_report.add_listener(lambda data, **_kw: controller.merge_worker_report(data))
     try:
         controller.start()
     except Exception:
@@ -46,17 +51,6 @@ def _on_test_start(environment: Environment, **_kwargs) -> None:
         worker.start_stream(environment)
     if controller := _controller(environment):
         controller.on_test_start()
-
-
-@events.report_to_master.add_listener
-def _on_report_to_master(environment: Environment, data: dict, **_kwargs) -> None:
-    worker.stats_report(environment, data)
-
-
-@events.worker_report.add_listener
-def _on_worker_report(environment: Environment, data: dict, **_kwargs) -> None:
-    if controller := _controller(environment):
-        controller.merge_worker_report(data)
 
 
 @events.test_stop.add_listener

@@ -90,6 +90,12 @@ def add_options(parser: Any) -> None:
         help="seconds after its send that the bundled monitor counts an undelivered message as lost",
     )
     group.add_argument(
+        "--canary-interval",
+        type=float,
+        default=1.0,
+        help="seconds between the bundled monitor's canaries through the sandbox to each destination (0: none)",
+    )
+    group.add_argument(
         "--max-lag",
         type=float,
         default=1.0,
@@ -119,6 +125,8 @@ def option_errors(options: Any) -> list[str]:
         errors.append(f"--delivery-wait must be ≥ 0 seconds, got {options.delivery_wait:g}")
     if options.loss_deadline <= 0:
         errors.append(f"--loss-deadline must be > 0 seconds, got {options.loss_deadline:g}")
+    if options.canary_interval < 0:
+        errors.append(f"--canary-interval must be ≥ 0 seconds, got {options.canary_interval:g}")
     if options.max_lag <= 0:
         errors.append(f"--max-lag must be > 0 seconds, got {options.max_lag:g}")
     try:

@@ -132,7 +132,7 @@ class RunReport:
             for name, d in sorted(destinations.items()):
                 q = d.get("latency_seconds") or {}
                 lines.append(
-                    f"  {name:<20}{d.get('expected', 0):>10,}{d.get('delivered', 0):>11,}{d.get('lost', 0):>8,}"
+                    f"  {name:<20}{d.get('expected', 0):>10,}{d.get('delivered_expected', 0):>11,}{d.get('lost', 0):>8,}"
                     f"{d.get('pending', 0):>9,}{d.get('duplicates', 0):>7,}{d.get('dedupe_leaks', 0):>7,}"
                     f"{_ms(q.get('p95')):>9}{_ms(q.get('p99')):>9}"
                 )
@@ -176,7 +176,7 @@ def _chart(title: str, history: list[dict[str, Any]], series: list[tuple[str, st
         return f"<h3>{html.escape(title)}</h3><p>No samples.</p>"
     t0 = history[0]["t"]
     xs = [row["t"] - t0 for row in history]
-    values = [[row.get(key) for row in history] for key, _label, _color in series]
+    values = [[_lookup(row, key) for row in history] for key, _label, _color in series]
     top = max((v for column in values for v in column if v is not None), default=0) or 1
     x_max = max(xs) or 1
 
@@ -202,10 +202,21 @@ def _chart(title: str, history: list[dict[str, Any]], series: list[tuple[str, st
     )
 
 
+def _lookup(row: dict[str, Any], key: str) -> float | None:
+    """A history value by dotted key (`delivered_per_sec.webhook`)."""
+    node: Any = row
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+_PALETTE = ("#137333", "#e37400", "#9334e6", "#12b5cb", "#c5221f", "#5f6368")
 
 
 def render_html(summary: dict[str, Any]) -> str:
@@ -213,7 +224,7 @@ def render_html(summary: dict[str, Any]) -> str:
     destinations = (summary.get("delivery") or {}).get("destinations") or {}
     verdict = summary.get("verdict") or {}
     delivery_rows = [
-        [name, d.get("expected", 0), d.get("delivered", 0), d.get("lost", 0), d.get("pending", 0),
+        [name, d.get("expected", 0), d.get("delivered_expected", 0), d.get("lost", 0), d.get("pending", 0),
          d.get("duplicates", 0), d.get("dedupe_leaks", 0),
          _ms((d.get("latency_seconds") or {}).get("p95")), _ms((d.get("latency_seconds") or {}).get("p99"))]
         for name, d in sorted(destinations.items())
@@ -235,7 +246,7 @@ at {run["target_rate"]:,.0f} msg/s; {run["started_at"]} to {run["ended_at"]} ({r
 missed sends {load["missed_sends"]:,}; retries {load["retries"]:,}; error ratio {load["error_ratio"]:.4%}.</p>
 <h2>Verdict</h2>{_table(threshold_rows, ["metric", "threshold", "value", "result"])}
 <h2>Delivery</h2>{_table(delivery_rows, ["destination", "expected", "delivered", "lost", "pending", "duplicates", "dedupe leaks", "p95", "p99"])}
-{_chart("Message rate (msg/s)", history, [("messages_per_sec", "sent", "#1a73e8"), ("delivered_per_sec", "delivered", "#137333")])}
+{_chart("Message rate (msg/s)", history, [("messages_per_sec", "sent", "#1a73e8")] + [(f"delivered_per_sec.{name}", f"delivered to {name}", color) for name, color in zip(sorted(destinations), _PALETTE, strict=False)])}
 {_chart("Request latency p95 (s)", history, [("p95_measured_seconds", "measured", "#1a73e8"), ("p95_corrected_seconds", "corrected (from intended send)", "#c5221f")])}
 </body></html>
 """

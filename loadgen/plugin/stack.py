@@ -106,7 +106,11 @@ class SandboxStack:
 
     @classmethod
     def start(
-        cls, sources: tuple[str, ...], faults: dict | None = None, loss_deadline: float = LOST_AFTER_SECONDS
+        cls,
+        sources: tuple[str, ...],
+        faults: dict | None = None,
+        loss_deadline: float = LOST_AFTER_SECONDS,
+        canary_interval: float = 1.0,
     ) -> SandboxStack:
         workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
         folder = Path(workdir.name)
@@ -144,10 +148,10 @@ class SandboxStack:
                 for i, (name, _b, _c) in enumerate(DESTINATIONS)
             },
             "canary": {
-                "enabled": True,
+                "enabled": canary_interval > 0,
                 "ingest_url": f"http://{HOST}:{sandbox_port}",
                 "write_key_env": f"HARNESS_STACK_KEY_{len(write_keys) - 1}",
-                "interval_seconds": 1.0,
+                "interval_seconds": canary_interval or 1.0,
             },
         }
         (folder / "sandbox.yaml").write_text(yaml.safe_dump(sandbox_config, sort_keys=False))

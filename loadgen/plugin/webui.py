@@ -21,7 +21,8 @@ log = logging.getLogger("harness")
 DELIVERY_COLUMNS = [
     ("destination", "Destination"),
     ("expected", "Expected"),
-    ("delivered", "Delivered"),
+    ("delivered_expected", "Delivered"),
+    ("delivered", "Arrived (incl. not yet in the ledger)"),
     ("pending", "Pending"),
     ("lost", "Lost"),
     ("duplicates", "Duplicate deliveries"),
@@ -47,10 +48,7 @@ def delivery_rows(delivery: dict[str, Any] | None) -> list[dict[str, Any]]:
         rows.append(
             {
                 "destination": name,
-                **{
-                    key: d.get(key, 0)
-                    for key in ("expected", "delivered", "pending", "lost", "duplicates", "dedupe_leaks")
-                },
+                **{key: d.get(key, 0) for key, _title in DELIVERY_COLUMNS[1:8]},
                 **{q: _round(latency.get(q)) for q in ("p50", "p95", "p99")},
             }
         )

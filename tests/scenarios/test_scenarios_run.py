@@ -50,9 +50,11 @@ def test_default_run_delivers_everything_exactly_once(locust_run):
 def test_injected_faults_fail_the_verdict_and_are_counted_exactly(locust_run, tmp_path: Path):
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n  destinations:\n    webhook:\n      drop: 0.05\n      duplicate: 0.02\n")
+    # No canaries: the sandbox's fault counts then cover the load test's messages alone.
     run = locust_run(
-        "-t", "8s", "--target-rate", "800", "--sandbox-faults", str(faults), "--loss-deadline", "5"
-    )
+        "-t", "8s", "--target-rate", "800", "--sandbox-faults", str(faults),
+        "--loss-deadline", "5", "--canary-interval", "0",
+    )  # fmt: skip
     assert run.code == 1, run.output[-4000:]
     assert "Verdict: FAIL" in run.output and "loss.ratio" in run.output and "duplicates.count" in run.output
     summary = run.summary()
@@ -74,18 +76,26 @@ def _injected(faults: dict, kind: str, destination: str) -> int:
 
 def test_two_processes_are_two_streams_with_merged_metrics(locust_run):
     port = _free_port()
-    scraped: list[str] = []
+    scraped: list[dict[str, float]] = []
 
     def scrape() -> None:
+        """Keep the master's /metrics while the run goes on: workers and messages sent so far."""
         deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and not scraped:
+        while time.monotonic() < deadline:
             time.sleep(1)
             try:
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except httpx.HTTPError:
+                if scraped:
+                    return  # the run is over
                 continue
-            if "loadgen_workers 2.0" in text and "loadgen_messages_total" in text:
-                scraped.append(text)
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            scraped.append(
+                {
+                    "workers": families["loadgen_workers"].samples[0].value,
+                    "messages": sum(s.value for s in families["loadgen_messages"].samples),
+                }
+            )
 
     scraper = threading.Thread(target=scrape)
     scraper.start()
@@ -101,15 +111,15 @@ def test_two_processes_are_two_streams_with_merged_metrics(locust_run):
         assert destination["delivered_expected"] == destination["expected"] == summary["load"]["accepted"] > 0
         assert destination["lost"] == destination["duplicates"] == 0
     assert 0.85 * 1500 <= summary["load"]["throughput"] <= 1.15 * 1500
-    assert scraped, "the master's /metrics never showed two workers"
-    families = {f.name: f for f in text_string_to_metric_families(scraped[0])}
-    assert sum(s.value for s in families["loadgen_messages"].samples if s.name.endswith("_total")) > 0
+    # Mid-run, the master's one scrape target showed both workers and their merged counts.
+    assert any(point["workers"] == 2 and point["messages"] > 0 for point in scraped), scraped
+    assert max(point["messages"] for point in scraped) <= summary["load"]["messages"]
 
 
 def test_corrected_latency_shows_a_stall_that_measured_latency_hides(locust_run):
     stack = SandboxStack.start(("everyone",))
     try:
-        stall = threading.Timer(6.0, _stall, args=(stack.sandbox.process.pid, 1.5))
+        stall = threading.Timer(6.0, _stall, args=(stack.sandbox.process.pid, 1.0))
         stall.start()
         run = locust_run(
             "-t", "12s", "--target-rate", "1000", "--max-lag", "10",
@@ -121,11 +131,12 @@ def test_corrected_latency_shows_a_stall_that_measured_latency_hides(locust_run)
         stack.stop()
     assert run.code == 0, run.output[-4000:]
     latency = run.summary()["load"]["latency_seconds"]
-    # Every request queued behind the stall waited for it from its intended send time ...
-    assert latency["corrected"]["p99"] >= 0.5, latency
-    # ... but only the few in flight during it were slow as measured.
-    assert latency["measured"]["p99"] < latency["corrected"]["p99"] / 3, latency
-    assert latency["measured"]["max"] >= 1.0, latency
+    # Every request due during the one-second stall (~8% of a 12 s run) waited for it, counted from
+    # its intended send time ...
+    assert latency["corrected"]["p95"] >= 0.4, latency
+    # ... but as measured, only the few requests in flight during the stall were slow.
+    assert latency["measured"]["p95"] < latency["corrected"]["p95"] / 3, latency
+    assert latency["measured"]["max"] >= 0.8, latency
 
 
 def _stall(pid: int, seconds: float) -> None:
