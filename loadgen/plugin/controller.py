@@ -27,7 +27,7 @@ from loadgen.plugin.stats import LatencyHistogram, LoadStats
 from loadgen.plugin.stream import Wiring, build_plan, profile_for
 from loadgen.traffic import TrafficGenerator
 from monitor.client import MonitorClient, MonitorError
-from monitor.thresholds import Verdict, default_thresholds, evaluate, load_thresholds
+from monitor.thresholds import Verdict, aborting_failures, default_thresholds, evaluate, load_thresholds
 
 HISTORY_INTERVAL = 1.0
 GRACEFUL_STOP_SECONDS = 10.0
@@ -131,6 +131,7 @@ class Controller:
 
     def _sample_forever(self) -> None:
         previous = self._sample_point()
+        watch_aborts = any(t.abort_on_fail for t in self.thresholds)
         while True:
             gevent.sleep(HISTORY_INTERVAL)
             self.collect_local()
@@ -138,6 +139,34 @@ class Controller:
             point = self._sample_point()
             self.history.append(_history_row(previous, point))
             previous = point
+            if watch_aborts and self._abort_on_failed_threshold():
+                return
+
+    def _abort_on_failed_threshold(self) -> bool:
+        """Stop the run once a threshold marked abort_on_fail fails (k6's abortOnFail)."""
+        now = time.time()
+        failing = aborting_failures(
+            self.thresholds, self._report(now).summary(), elapsed=now - self.started_at
+        )
+        if not failing:
+            return False
+        log.error("abort_on_fail: stopping the run: %s", "; ".join(r.message() for r in failing))
+        self.environment.runner.quit()
+        return True
+
+    def _report(self, ended_at: float) -> RunReport:
+        return RunReport(
+            run_name=self.wiring.run_name,
+            run_id=self.wiring.run,
+            options=self.options,
+            target="sandbox (bundled)" if self.stack else self.options.host,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            streams=self.streams,
+            stats=self.stats,
+            delivery=self.delivery,
+            history=self.history,
+        )
 
     def _sample_point(self) -> dict[str, Any]:
         measured = self.stats.combined_latency("measured")
@@ -163,18 +192,7 @@ class Controller:
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
         self.collect_local()
-        report = RunReport(
-            run_name=self.wiring.run_name,
-            run_id=self.wiring.run,
-            options=self.options,
-            target="sandbox (bundled)" if self.stack else self.options.host,
-            started_at=self.started_at,
-            ended_at=self.ended_at,
-            streams=self.streams,
-            stats=self.stats,
-            delivery=self.delivery,
-            history=self.history,
-        )
+        report = self._report(self.ended_at)
         summary = report.summary()
         if self.stack is not None:
             summary["sandbox"] = self.stack.sandbox_stats()

@@ -47,18 +47,20 @@ class RunReport:
         by_class = stats.requests_by_class()
         first_sends = requests - sum(stats.retries.values())
         missed = sum(stats.missed.values())
-        by_source: dict[str, dict[str, int]] = {}
+        by_source: dict[str, dict[str, Any]] = {}
 
         def add(source: str, field: str, value: int) -> None:
-            row = by_source.setdefault(
-                source, dict.fromkeys(("messages", "accepted", "requests", "bytes", "missed_sends"), 0)
-            )
+            row = by_source.setdefault(source, _source_row())
             row[field] += value
 
         for (source, _library, _kind), value in stats.messages.items():
             add(source, "messages", value)
-        for (source, _library, _cls), value in stats.requests.items():
+        for (source, _library, cls), value in stats.requests.items():
             add(source, "requests", value)
+            classes = by_source[source]["requests_by_class"]
+            classes[cls] = classes.get(cls, 0) + value
+        for (source, _library), value in stats.retries.items():
+            add(source, "retries", value)
         for (source, _library), value in stats.bytes.items():
             add(source, "bytes", value)
         for source, value in stats.missed.items():
@@ -140,6 +142,14 @@ class RunReport:
             lines.append("  delivery  no monitor data (no --monitor-url, or the monitor did not answer)")
         lines.append(verdict.table())
         return "\n".join(lines)
+
+
+def _source_row() -> dict[str, Any]:
+    counts: dict[str, Any] = dict.fromkeys(
+        ("messages", "accepted", "requests", "retries", "bytes", "missed_sends"), 0
+    )
+    counts["requests_by_class"] = {}
+    return counts
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,320 @@
+"""Traffic profiles: the YAML file that says which sources, call types and events to send, and how.
+
+`load_profile` checks the whole file before any traffic is made and raises `ProfileError` naming the
+file and the key for anything it cannot use (unknown key, unknown library, shares that do not sum
+to 1, a negative rate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadgen.bad_inputs import CASE_NAMES
+from loadgen.events import CATALOGS
+from loadgen.libraries import LIBRARIES, SOURCE_KIND_GROUP, SOURCE_LIBRARY
+
+DEFAULT_PROFILE = Path(__file__).parent / "profiles" / "default.yaml"
+
+KINDS = ("mobile", "web", "server", "http")
+GROUPS = ("mobile", "web", "server")
+CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+SHARE_TOLERANCE = 1e-6
+GZIP_LEVELS = {"isal": (0, 3), "zlib": (1, 9)}
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class DelayClass:
+    name: str
+    weight: float
+    min_seconds: float
+    max_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A checked traffic profile. `sources` maps each source name to its share of all messages."""
+
+    path: Path
+    name: str
+    messages_per_second: float
+    sources: dict[str, float]
+    sender_events_per_second: dict[str, float]
+    call_types: dict[str, dict[str, float]]
+    events: dict[str, dict[str, float]]
+    funnel: dict[str, float]
+    users: int
+    zipf_exponent: float
+    identified_at_start: dict[str, float]
+    mobile_event_gap_seconds: float
+    mobile_offline_share: float
+    mobile_offline_delay_hours: tuple[float, float]
+    duplicate_share: float
+    duplicate_max_pending: int
+    duplicate_delays: tuple[DelayClass, ...]
+    replay_share: float
+    replay_batch_size: int
+    replay_age_days: tuple[float, float]
+    bad_input_share: float
+    bad_input_cases: dict[str, float]
+    gzip_engine: str
+    gzip_level: int
+
+
+class _Reader:
+    """Walks the YAML document, naming `file: key.path` in every error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> ProfileError:
+        return ProfileError(f"{self.path}: {key}: {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        for name in value:
+            if allowed is not None and name not in allowed:
+                where = name if key == "(top level)" else f"{key}.{name}"
+                raise self.fail(where, f"unknown key; allowed: {', '.join(allowed)}")
+        return dict(value)
+
+    def number(self, value: Any, key: str, *, minimum: float = 0.0, maximum: float = math.inf) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            raise self.fail(key, f"must be a number, got {value!r}")
+        if value < minimum:
+            what = "negative" if minimum == 0 else f"below {minimum}"
+            raise self.fail(key, f"{value!r} is {what}; it must be at least {minimum}")
+        if value > maximum:
+            raise self.fail(key, f"{value!r} is above the maximum {maximum}")
+        return float(value)
+
+    def integer(self, value: Any, key: str, *, minimum: int = 0, maximum: int = 2**31) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"must be an integer, got {value!r}")
+        return int(self.number(value, key, minimum=minimum, maximum=maximum))
+
+    def span(self, value: Any, key: str) -> tuple[float, float]:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise self.fail(key, f"must be a [min, max] pair, got {value!r}")
+        low = self.number(value[0], f"{key}[0]")
+        high = self.number(value[1], f"{key}[1]")
+        if high < low:
+            raise self.fail(key, f"max {high} is below min {low}")
+        return low, high
+
+    def shares(self, value: Any, key: str, allowed: tuple[str, ...], what: str) -> dict[str, float]:
+        if not isinstance(value, Mapping) or not value:
+            raise self.fail(key, "must be a non-empty mapping of name -> share")
+        out: dict[str, float] = {}
+        for name, share in value.items():
+            if name not in allowed:
+                raise self.fail(f"{key}.{name}", f"unknown {what}; known: {', '.join(allowed)}")
+            out[name] = self.number(share, f"{key}.{name}", maximum=1.0)
+        total = sum(out.values())
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise self.fail(key, f"shares sum to {total:.6g}, not 1")
+        return out
+
+
+_TOP_KEYS = (
+    "name",
+    "rate",
+    "sources",
+    "sender_events_per_second",
+    "call_types",
+    "events",
+    "funnel",
+    "population",
+    "mobile",
+    "duplicates",
+    "replay",
+    "bad_inputs",
+    "gzip",
+)
+_FUNNEL_KEYS = ("view_after_search", "add_after_view", "checkout_after_add", "order_after_checkout")
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and check a profile file; raises ProfileError naming the file and key on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+    return parse_profile(doc, path)
+
+
+def parse_profile(doc: Any, path: Path) -> Profile:
+    """Check an already-parsed profile document (see `load_profile`)."""
+    r = _Reader(path)
+    doc = r.mapping(doc, "(top level)", _TOP_KEYS)
+    for required in ("sources", "call_types", "events"):
+        if required not in doc:
+            raise r.fail(required, "missing")
+
+    rate = r.mapping(doc.get("rate", {}), "rate", ("messages_per_second",))
+    messages_per_second = r.number(rate.get("messages_per_second", 1000), "rate.messages_per_second")
+
+    groups = r.mapping(doc["sources"], "sources", GROUPS)
+    sources: dict[str, float] = {}
+    group_total = 0.0
+    for group, body in groups.items():
+        key = f"sources.{group}"
+        body = r.mapping(body, key, ("share", "libraries"))
+        if "share" not in body or "libraries" not in body:
+            raise r.fail(key, "needs both 'share' and 'libraries'")
+        share = r.number(body["share"], f"{key}.share", maximum=1.0)
+        group_total += share
+        allowed = tuple(
+            s for s, lib in SOURCE_LIBRARY.items() if SOURCE_KIND_GROUP[LIBRARIES[lib].source_kind] == group
+        )
+        libs = r.shares(body["libraries"], f"{key}.libraries", allowed, f"library for {group} sources")
+        for source, lib_share in libs.items():
+            if share * lib_share > 0:
+                sources[source] = share * lib_share
+    if abs(group_total - 1.0) > SHARE_TOLERANCE:
+        raise r.fail("sources", f"group shares sum to {group_total:.6g}, not 1")
+
+    kinds_used = sorted({LIBRARIES[SOURCE_LIBRARY[s]].source_kind for s in sources})
+    rates = r.mapping(doc.get("sender_events_per_second", {}), "sender_events_per_second", KINDS)
+    sender_rates = {"mobile": 0.3, "web": 0.2, "server": 40.0, "http": 5.0}
+    for kind, value in rates.items():
+        sender_rates[kind] = r.number(value, f"sender_events_per_second.{kind}")
+        if sender_rates[kind] == 0:
+            raise r.fail(f"sender_events_per_second.{kind}", "must be above 0")
+
+    call_types = _per_kind(r, doc["call_types"], "call_types", kinds_used, CALL_TYPES, "call type")
+    for kind, mix in call_types.items():
+        wrong = {"web": "screen", "mobile": "page"}.get(kind)
+        if wrong and mix.get(wrong):
+            raise r.fail(f"call_types.{kind}.{wrong}", f"{kind} libraries do not send {wrong} calls")
+    events = _per_kind(r, doc["events"], "events", kinds_used, tuple(CATALOGS), "event catalog")
+    for kind, mix in events.items():
+        for catalog, share in mix.items():
+            if share and kind not in CATALOGS[catalog].kinds:
+                raise r.fail(f"events.{kind}.{catalog}", f"catalog {catalog} is not sent by {kind} sources")
+
+    funnel_doc = r.mapping(doc.get("funnel", {}), "funnel", _FUNNEL_KEYS)
+    funnel = {
+        "view_after_search": 0.75,
+        "add_after_view": 0.25,
+        "checkout_after_add": 0.55,
+        "order_after_checkout": 0.65,
+    }
+    for key, value in funnel_doc.items():
+        funnel[key] = r.number(value, f"funnel.{key}", maximum=1.0)
+
+    pop = r.mapping(
+        doc.get("population", {}), "population", ("users", "zipf_exponent", "identified_at_start")
+    )
+    users = r.integer(pop.get("users", 50000), "population.users", minimum=1, maximum=10_000_000)
+    zipf = r.number(pop.get("zipf_exponent", 1.05), "population.zipf_exponent", maximum=5.0)
+    identified = {"web": 0.3, "mobile": 0.45, "server": 0.95, "http": 0.95}
+    ident_doc = r.mapping(pop.get("identified_at_start", {}), "population.identified_at_start", KINDS)
+    for kind, value in ident_doc.items():
+        identified[kind] = r.number(value, f"population.identified_at_start.{kind}", maximum=1.0)
+
+    mobile = r.mapping(
+        doc.get("mobile", {}), "mobile", ("event_gap_seconds", "offline_share", "offline_delay_hours")
+    )
+    gap = r.number(mobile.get("event_gap_seconds", 4.0), "mobile.event_gap_seconds")
+    offline_share = r.number(mobile.get("offline_share", 0.05), "mobile.offline_share", maximum=1.0)
+    offline_hours = r.span(mobile.get("offline_delay_hours", [1, 48]), "mobile.offline_delay_hours")
+
+    dup = r.mapping(doc.get("duplicates", {}), "duplicates", ("share", "max_pending", "delays"))
+    dup_share = r.number(dup.get("share", 0.0), "duplicates.share", maximum=1.0)
+    max_pending = r.integer(dup.get("max_pending", 50000), "duplicates.max_pending")
+    delays: list[DelayClass] = []
+    delay_doc = r.mapping(
+        dup.get("delays", {"immediate": {"weight": 1, "seconds": [0, 1]}}), "duplicates.delays"
+    )
+    for name, body in delay_doc.items():
+        key = f"duplicates.delays.{name}"
+        body = r.mapping(body, key, ("weight", "seconds"))
+        low, high = r.span(body.get("seconds", [0, 0]), f"{key}.seconds")
+        delays.append(DelayClass(str(name), r.number(body.get("weight", 1.0), f"{key}.weight"), low, high))
+    if dup_share and not sum(d.weight for d in delays):
+        raise r.fail("duplicates.delays", "weights sum to 0")
+
+    replay = r.mapping(doc.get("replay", {}), "replay", ("share", "batch_size", "age_days"))
+    replay_share = r.number(replay.get("share", 0.0), "replay.share", maximum=1.0)
+    replay_batch = r.integer(replay.get("batch_size", 500), "replay.batch_size", minimum=1, maximum=2500)
+    replay_age = r.span(replay.get("age_days", [1, 28]), "replay.age_days")
+
+    bad = r.mapping(doc.get("bad_inputs", {}), "bad_inputs", ("share", "cases"))
+    bad_share = r.number(bad.get("share", 0.0), "bad_inputs.share", maximum=1.0)
+    cases_doc = bad.get("cases", "all")
+    if cases_doc == "all":
+        bad_cases = dict.fromkeys(CASE_NAMES, 1.0)
+    else:
+        cases_doc = r.mapping(cases_doc, "bad_inputs.cases")
+        bad_cases = {}
+        for name, weight in cases_doc.items():
+            if name not in CASE_NAMES:
+                raise r.fail(f"bad_inputs.cases.{name}", f"unknown case; known: {', '.join(CASE_NAMES)}")
+            bad_cases[name] = r.number(weight, f"bad_inputs.cases.{name}")
+        if bad_share and not sum(bad_cases.values()):
+            raise r.fail("bad_inputs.cases", "weights sum to 0")
+    if replay_share + bad_share > 1.0:
+        raise r.fail("replay.share", "replay.share + bad_inputs.share exceed 1")
+
+    gz = r.mapping(doc.get("gzip", {}), "gzip", ("engine", "level"))
+    gzip_engine = gz.get("engine", "isal")
+    if gzip_engine not in GZIP_LEVELS:
+        raise r.fail("gzip.engine", f"unknown engine {gzip_engine!r}; known: {', '.join(GZIP_LEVELS)}")
+    low, high = GZIP_LEVELS[gzip_engine]
+    gzip_level = r.integer(
+        gz.get("level", 1 if gzip_engine == "isal" else 6), "gzip.level", minimum=low, maximum=high
+    )
+
+    return Profile(
+        path=path,
+        name=str(doc.get("name", path.stem)),
+        messages_per_second=messages_per_second,
+        sources=sources,
+        sender_events_per_second=sender_rates,
+        call_types=call_types,
+        events=events,
+        funnel=funnel,
+        users=users,
+        zipf_exponent=zipf,
+        identified_at_start=identified,
+        mobile_event_gap_seconds=gap,
+        mobile_offline_share=offline_share,
+        mobile_offline_delay_hours=offline_hours,
+        duplicate_share=dup_share,
+        duplicate_max_pending=max_pending,
+        duplicate_delays=tuple(delays),
+        replay_share=replay_share,
+        replay_batch_size=replay_batch,
+        replay_age_days=replay_age,
+        bad_input_share=bad_share,
+        bad_input_cases=bad_cases,
+        gzip_engine=gzip_engine,
+        gzip_level=gzip_level,
+    )
+
+
+def _per_kind(
+    r: _Reader, value: Any, key: str, kinds_used: list[str], allowed: tuple[str, ...], what: str
+) -> dict[str, dict[str, float]]:
+    doc = r.mapping(value, key, KINDS)
+    out = {kind: r.shares(mix, f"{key}.{kind}", allowed, what) for kind, mix in doc.items()}
+    for kind in kinds_used:
+        if kind not in out:
+            raise r.fail(f"{key}.{kind}", f"missing, and the profile has {kind} sources")
+    return out

@@ -1,0 +1,617 @@
+"""The traffic generator: realistic requests from every source of a profile, built fast.
+
+`TrafficGenerator.next_request(source)` returns one ready-to-send request (body encoded, gzipped where
+the library gzips) as the source's client library would send it: its path, headers, auth, batch
+size and messageId format, messages from the source's own users in believable sessions. It may
+instead hand out a due duplicate re-send, a bad-input case or a replay batch, per the profile.
+
+The per-message work is joining pre-encoded byte strings (event bodies encoded at start-up,
+per-user ids and context encoded once, ids and timestamps from caches) with random choices drawn
+from numpy in bulk; see bench/generator.py for the figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import orjson
+
+from loadgen.bad_inputs import CASES, basic_auth, build_bad_request
+from loadgen.duplicates import DuplicatePlan
+from loadgen.encoding import MS3, IdEncoder, TimestampCache, gzip_bytes
+from loadgen.events import CATALOGS, PAGES, SCREENS
+from loadgen.ids import IdStyle
+from loadgen.libraries import LIBRARIES, SOURCE_LIBRARY, Auth, LibraryModel
+from loadgen.population import BROWSER_AGENTS, Population
+from loadgen.profile import Profile
+from loadgen.validate import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+
+CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+IDENTIFY, TRACK, PAGE, SCREEN, GROUP, ALIAS = range(6)
+HTTP_SINGLE_CALL_SHARE = 0.7  # assumption: most direct HTTP callers post one call to /v1/<type>
+HTTP_AUTH_SHARES = ((Auth.BASIC, 0.60), (Auth.BODY, 0.25), (Auth.BEARER_AND_BODY, 0.15))  # assumption
+SESSIONS_PER_CATALOG = 256
+_BUFFER = 8192
+_BATCH_GUARD = MAX_MESSAGE_BYTES + 1024  # room left under the batch cap before adding a message
+_MESSAGE_BYTES_ESTIMATE = 4096  # above any pooled message; smaller batches skip the size check
+
+
+@dataclass(slots=True)
+class PreparedRequest:
+    """One HTTP request ready to send, and what the harness needs to account for its messages.
+
+    For `expected_status` 400 or 401 every seq in `seqs` is rejected; for 200, `rejected_seqs` are
+    the items a correct API rejects inside an otherwise valid batch.
+    """
+
+    source: str
+    library: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    seqs: range | list[int]
+    message_count: int
+    sent_ms: int
+    kind: str = "event"  # "event" | "duplicate" | "replay" | "bad"
+    bad_case: str | None = None
+    expected_status: int = 200
+    rejected_seqs: list[int] = field(default_factory=list)
+    messages: list[bytes] | None = field(default=None, repr=False)  # each message's JSON (duplicate plan)
+    retry_count_header: str | None = field(default=None, repr=False)
+
+    def for_retry(self, attempt: int) -> PreparedRequest:
+        """The same body (same messageIds) as the library re-sends it on retry number `attempt`."""
+        headers = dict(self.headers)
+        if self.retry_count_header:
+            headers[self.retry_count_header] = str(attempt)
+        return replace(self, headers=headers)
+
+
+class _EventPool:
+    """Sessions of one source kind, each event encoded once: head bytes and (browser) page bytes."""
+
+    def __init__(self, kind: str, profile: Profile, seed: int) -> None:
+        rng = random.Random(f"{seed}:{kind}:events")
+        self.heads: list[bytes] = []
+        self.tails: list[bytes] = []
+        self.sessions: dict[str, list[list[int]]] = {}
+        web = kind == "web"
+        for catalog_name, share in profile.events.get(kind, {}).items():
+            if not share:
+                continue
+            scripts = []
+            for _ in range(SESSIONS_PER_CATALOG):
+                script = []
+                for event in CATALOGS[catalog_name].make_session(rng, profile.funnel):
+                    script.append(len(self.heads))
+                    head = orjson.dumps(
+                        {"type": "track", "event": event.name, "properties": event.properties}
+                    )
+                    self.heads.append(head[:-1])
+                    self.tails.append(page_tail(event.page or PAGES[0]) if web else b"")
+                scripts.append(script)
+            self.sessions[catalog_name] = scripts
+        self.catalogs = [c for c, s in profile.events.get(kind, {}).items() if s]
+        weights = np.array([profile.events[kind][c] for c in self.catalogs]) if self.catalogs else np.ones(1)
+        mean_len = (
+            np.array([np.mean([len(s) for s in self.sessions[c]]) for c in self.catalogs])
+            if self.catalogs
+            else 1
+        )
+        # a catalog's share is of events: pick sessions in proportion to share / session length
+        session_weights = weights / mean_len
+        self.catalog_p = session_weights / session_weights.sum()
+        self.page_heads = [
+            orjson.dumps({"type": "page", "name": p["title"], "properties": p})[:-1] for p in PAGES
+        ]
+        self.page_tails = [page_tail(p) for p in PAGES]
+        self.screen_heads = [
+            orjson.dumps({"type": "screen", "name": s, "properties": {}})[:-1] for s in SCREENS
+        ]
+
+
+def page_tail(page: Mapping[str, str]) -> bytes:
+    """The browser message's end: the page object closing its context, then integrations."""
+    return orjson.dumps(page) + b'},"integrations":{}'
+
+
+def _browser_path(call_type: str) -> str:
+    return f"/v1/{call_type[:1]}"
+
+
+def _single_call_path(call_type: str) -> str:
+    return f"/v1/{call_type}"
+
+
+_BROWSER_PATHS = tuple(f"/v1/{t[0]}" for t in CALL_TYPES)
+_ACCOUNT_PAGE_TAIL = page_tail({"path": "/account", "referrer": "", "search": "", "title": "Your account",
+                                "url": "https://www.example-shop.com/account"})  # fmt: skip
+
+
+class _Source:
+    """One source (one client library) of one stream: its users, randomness and request shape."""
+
+    def __init__(self, gen: TrafficGenerator, name: str, index: int, share: float, write_key: str) -> None:
+        profile = gen.profile
+        self.gen = gen
+        self.name = name
+        self.library: LibraryModel = LIBRARIES[SOURCE_LIBRARY[name]]
+        lib = self.library
+        self.kind = lib.source_kind
+        self.web = self.kind == "web"
+        self.per_message_users = self.kind in ("server", "http")
+        self.write_key = write_key
+        self.rng = np.random.default_rng([gen.seed, gen.stream, index, 0x5EED])
+        self.r = random.Random(f"{gen.seed}:{gen.stream}:{name}")
+        users = max(100, round(profile.users * share))
+        self.pop = Population(lib, count=users, zipf_exponent=profile.zipf_exponent,
+                              identified_at_start=profile.identified_at_start[self.kind], seed=gen.seed,
+                              stream=gen.stream, source_index=index)  # fmt: skip
+        self.events = gen.event_pool(self.kind)
+        mix = profile.call_types[self.kind]
+        self.type_p = np.array([mix.get(t, 0.0) for t in CALL_TYPES])
+        self.rate = profile.sender_events_per_second[self.kind]
+        interval = lib.flush_interval_s if lib.flush_interval_s > 0 else 0.1
+        self.fill_lambda = self.rate * interval + (1.0 if lib.flush_interval_s == 0 else 0.0)
+        self.batch_guard = min(lib.max_batch_bytes, MAX_BATCH_BYTES) - _BATCH_GUARD
+        self.cursors: dict[int, list] = {}
+        self.identify_heads: dict[int, bytes] = {}
+        self.headers_by_auth = {auth: self._headers(auth) for auth in Auth}
+        self.shapes = {auth: (self.headers_by_auth[auth], self.body_key(auth, write_key)) for auth in Auth}
+        self.agent_per_user = self.web or lib.name == "analytics-ios"
+        self.agent_headers: dict[tuple[Auth, str], dict[str, str]] = {}
+        self.single_calls = self.web or self.kind == "http"
+        self.batch_path = lib.path if lib.batches else "/v1/batch"
+        self.gzip_level = profile.gzip_level
+        self.gzip_engine = profile.gzip_engine
+        self.last_ms = -1
+        self.last_id_open = self.last_close = b""
+        if self.web:  # one header set per browser the population uses
+            self.browser_headers = [
+                dict(self.headers_by_auth[Auth.BODY], **{"User-Agent": agent}) for agent in BROWSER_AGENTS
+            ]
+        self._refill()
+
+    # request shape -----------------------------------------------------------------------------
+
+    def _headers(self, auth: Auth) -> dict[str, str]:
+        lib = self.library
+        headers = {"Content-Type": lib.content_type}
+        if lib.gzip:
+            headers["Content-Encoding"] = "gzip"
+        if auth in (Auth.BASIC, Auth.BASIC_AND_BODY):
+            headers["Authorization"] = basic_auth(self.write_key)
+        elif auth is Auth.BEARER_AND_BODY:
+            token = hashlib.blake2b(f"{self.write_key}:{self.gen.seed}".encode(), digest_size=24).digest()
+            headers["Authorization"] = "Bearer " + base64.urlsafe_b64encode(token).decode("ascii")
+        if lib.user_agent:
+            headers["User-Agent"] = lib.user_agent
+        if self.web:
+            headers["Origin"] = "https://www.example-shop.com"
+            headers["Accept"] = "*/*"
+        elif self.kind == "server" and lib.name == "analytics-ruby":
+            headers["Accept"] = "application/json"
+        return headers
+
+    @staticmethod
+    def body_key(auth: Auth, write_key: str) -> bytes:
+        if auth in (Auth.BODY, Auth.BASIC_AND_BODY, Auth.BEARER_AND_BODY):
+            return b',"writeKey":' + orjson.dumps(write_key)
+        return b""
+
+    def pick_auth(self) -> Auth:
+        if self.kind != "http":
+            return self.library.auth
+        roll = self.r.random()
+        for auth, share in HTTP_AUTH_SHARES:
+            if roll < share:
+                return auth
+            roll -= share
+        return HTTP_AUTH_SHARES[-1][0]
+
+    # random draws in bulk ----------------------------------------------------------------------
+
+    def _refill(self) -> None:
+        rng = self.rng
+        self.types = rng.choice(6, size=_BUFFER, p=self.type_p).tolist()
+        self.users = np.searchsorted(self.pop.cdf, rng.random(_BUFFER)).tolist()
+        n_catalogs = max(1, len(self.events.catalogs))
+        self.catalog_draws = rng.choice(n_catalogs, size=_BUFFER, p=self.events.catalog_p).tolist()
+        self.picks = rng.integers(0, 1 << 30, size=_BUFFER).tolist()
+        lib = self.library
+        if lib.batches:
+            counts = np.clip(rng.poisson(self.fill_lambda, size=_BUFFER), 1, lib.flush_at)
+            if self.kind == "http":
+                counts[rng.random(_BUFFER) < HTTP_SINGLE_CALL_SHARE] = 1
+            self.counts = counts.tolist()
+        else:
+            self.counts = [1] * _BUFFER
+        self.pos = 0
+
+    def mean_count(self) -> float:
+        lib = self.library
+        if not lib.batches:
+            return 1.0
+        rng = np.random.default_rng(12345)
+        batch = float(np.clip(rng.poisson(self.fill_lambda, size=50_000), 1, lib.flush_at).mean())
+        if self.kind == "http":
+            return HTTP_SINGLE_CALL_SHARE + (1 - HTTP_SINGLE_CALL_SHARE) * batch
+        return batch
+
+    # messages ----------------------------------------------------------------------------------
+
+    def build_messages(
+        self,
+        count: int,
+        sent_ms: int,
+        end_ms: int,
+        step_ms: float,
+        per_message_users: bool,
+        bulk: bool = False,
+    ) -> tuple[list[bytes], int, int, list[int]]:
+        """`count` messages (fewer if the batch cap is reached): (messages, first seq, user, types).
+
+        Message i's event time is end_ms - step_ms * (count - 1 - i): queued events, oldest first.
+        This loop is the generator's hot path: it only joins pre-encoded bytes.
+        """
+        gen = self.gen
+        pop = self.pop
+        events = self.events
+        seconds = gen.timestamps.seconds
+        ms3 = MS3
+        start = gen.next_seq
+        tails = gen.ids.tails(start, count)
+        id_open = b',"messageId":"' + gen.ids.head(self.library.id_style, sent_ms)
+        if self.pos + count + 1 > _BUFFER:
+            self._refill()
+        pos = self.pos
+        self.pos = pos + count
+        types, users, picks = self.types, self.users, self.picks
+        heads, etails, cursors = events.heads, events.tails, self.cursors
+        user = users[pos]
+        tail = pop.tail(user)
+        user_tails = pop.tails
+        messages: list[bytes] = []
+        append = messages.append
+        size = 0
+        guard = MAX_BATCH_BYTES - _BATCH_GUARD if bulk else self.batch_guard
+        guarded = count * _MESSAGE_BYTES_ESTIMATE > guard
+        page_heads, page_tails, screen_heads = events.page_heads, events.page_tails, events.screen_heads
+        for i in range(count):
+            p = pos + i
+            if per_message_users:
+                user = users[p]
+                tail = user_tails.get(user) or pop.tail(user)
+            t = types[p]
+            if t == TRACK:
+                cursor = cursors.get(user)
+                if cursor is None or cursor[1] >= len(cursor[0]):
+                    cursor = self._new_session(user, picks[p])
+                index = cursor[0][cursor[1]]
+                cursor[1] += 1
+                head, etail = heads[index], etails[index]
+            elif t == PAGE:
+                k = picks[p] % len(page_heads)
+                head, etail = page_heads[k], page_tails[k]
+            elif t == SCREEN:
+                head, etail = screen_heads[picks[p] % len(screen_heads)], b""
+            else:
+                head = self._identity_call(t, user)
+                etail = _ACCOUNT_PAGE_TAIL if self.web else b""
+                tail = pop.tail(user)
+            second, milli = divmod(end_ms - int(step_ms * (count - 1 - i)), 1000)
+            message = b"".join(
+                (head, id_open, tails[i], b'","timestamp":"', seconds.get(second) or gen.timestamps.second(second),
+                 ms3[milli], b'"', tail, etail, b"}")
+            )  # fmt: skip
+            append(message)
+            if guarded:
+                size += len(message) + 1
+                if size > guard:
+                    break
+        kinds = types[pos : pos + len(messages)]
+        gen.next_seq = start + len(messages)
+        return messages, start, user, kinds
+
+    def _new_session(self, user: int, pick: int) -> list:
+        events = self.events
+        catalog = events.catalogs[self.catalog_draws[pick % _BUFFER]]
+        scripts = events.sessions[catalog]
+        cursor = [scripts[(pick >> 13) % len(scripts)], 0]
+        self.cursors[user] = cursor
+        return cursor
+
+    def _identity_call(self, t: int, user: int) -> bytes:
+        pop = self.pop
+        if t == IDENTIFY:
+            pop.log_in(user)
+            head = self.identify_heads.get(user)
+            if head is None:
+                head = orjson.dumps({"type": "identify", "traits": pop.traits(user)})[:-1]
+                self.identify_heads[user] = head
+            return head
+        if t == GROUP:
+            group_id, traits = pop.group(user)
+            return orjson.dumps({"type": "group", "groupId": group_id, "traits": traits})[:-1]
+        # alias: an anonymous visitor who registers links the anonymousId; a known user an old id
+        previous = pop.anonymous_id(user) if pop.log_in(user) else pop.email(user)
+        return orjson.dumps({"type": "alias", "previousId": previous})[:-1]
+
+    # timing --------------------------------------------------------------------------------------
+
+    def live_event_times(self, sent_ms: int, count: int) -> tuple[int, float]:
+        """(end_ms, step_ms) for a request sent now: queued events spread back over the flush window."""
+        lib = self.library
+        r = self.r.random()
+        if not lib.batches:
+            return sent_ms - 2 - int(r * 40), 0.0
+        if self.kind == "mobile":
+            profile = self.gen.profile
+            span = min(lib.flush_interval_s, count * profile.mobile_event_gap_seconds) * 1000.0
+            last = r * 300 if count >= lib.flush_at else r * max(0.0, lib.flush_interval_s * 1000 - span)
+            if self.r.random() < profile.mobile_offline_share:
+                low, high = profile.mobile_offline_delay_hours
+                last += self.r.uniform(low, high) * 3_600_000
+        else:
+            span = min(max(lib.flush_interval_s, 0.1), count / self.rate) * 1000.0
+            last = r * 50
+        return sent_ms - int(last), span / count
+
+    # requests ----------------------------------------------------------------------------------
+
+    def assemble(
+        self, messages: list[bytes], kinds: list[int], user: int, sent_ms: int, *, bulk: bool = False
+    ) -> tuple[str, dict[str, str], bytes]:
+        """Path, headers and encoded body for these messages as the library posts them."""
+        lib = self.library
+        auth = self.library.auth if self.kind != "http" else self.pick_auth()
+        if bulk and self.web:
+            auth = Auth.BASIC  # a bulk importer, not the browser: Basic auth and JSON
+        headers, key = self.shapes[auth]
+        sent_at = self.gen.timestamps.encode(sent_ms)
+        if len(messages) == 1 and not bulk and self.single_calls:
+            kind = CALL_TYPES[kinds[0]]
+            path = f"/v1/{kind[0]}" if self.web else f"/v1/{kind}"
+            body = b"".join((messages[0][:-1], b',"sentAt":"', sent_at, b'"', key, b"}"))
+        else:
+            path = self.batch_path
+            body = b"".join((b'{"batch":[', b",".join(messages), b'],"sentAt":"', sent_at, b'"', key, b"}"))
+        if lib.gzip:
+            body = gzip_bytes(body, self.gzip_level, self.gzip_engine)
+        if self.agent_per_user:
+            agent = self.pop.user_agent(user)
+            cached = self.agent_headers.get((auth, agent))
+            if cached is None:
+                cached = self.agent_headers[(auth, agent)] = dict(headers, **{"User-Agent": agent})
+                if bulk and self.web:
+                    cached["Content-Type"] = "application/json"
+            headers = cached
+        return path, headers.copy(), body
+
+
+class TrafficGenerator:
+    """Requests from every source of a profile, for one stream of one run."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        seed: int,
+        run: int,
+        stream: int,
+        write_keys: Mapping[str, str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        missing = [s for s in profile.sources if s not in write_keys]
+        if missing:
+            raise ValueError(f"no write key for source(s): {', '.join(missing)}")
+        self.profile = profile
+        self.seed = seed
+        self.run = run
+        self.stream = stream
+        self.clock = clock
+        self.next_seq = 0
+        self.ids = IdEncoder(run, stream)
+        self.timestamps = TimestampCache()
+        self._pools: dict[str, _EventPool] = {}
+        self._sources = {
+            name: _Source(self, name, index, share, write_keys[name])
+            for index, (name, share) in enumerate(profile.sources.items())
+        }
+        self._r = random.Random(f"{seed}:{stream}:plan")
+        self.duplicates = DuplicatePlan(
+            share=profile.duplicate_share,
+            delays=profile.duplicate_delays,
+            max_pending=profile.duplicate_max_pending,
+            rng=random.Random(f"{seed}:{stream}:duplicates"),
+        )
+        self._special_share = profile.bad_input_share + profile.replay_share
+        self._bad_names = [n for n, w in profile.bad_input_cases.items() if w > 0]
+        self._bad_weights = [profile.bad_input_cases[n] for n in self._bad_names]
+
+    # public API ----------------------------------------------------------------------------------
+
+    @property
+    def sources(self) -> dict[str, float]:
+        """Source name -> share of messages."""
+        return dict(self.profile.sources)
+
+    def library_of(self, source: str) -> LibraryModel:
+        return self._source(source).library
+
+    def mean_messages_per_request(self, source: str) -> float:
+        """Messages an event request of this source carries on average (for pacing to a message rate)."""
+        src = self._source(source)
+        if not hasattr(src, "_mean"):
+            src._mean = src.mean_count()  # type: ignore[attr-defined]
+        return src._mean  # type: ignore[attr-defined]
+
+    def next_request(self, source: str) -> PreparedRequest:
+        """One request built now: a due duplicate re-send, a bad input, a replay batch or live events."""
+        src = self._sources.get(source) or self._source(source)
+        sent_ms = int(self.clock() * 1000)
+        if self.duplicates.pending and self.duplicates.has_due(source, sent_ms):
+            return self._duplicate_request(src, sent_ms)
+        roll = self._r.random()
+        if roll < self._special_share:
+            if roll < self.profile.bad_input_share and self._bad_names:
+                case = self._r.choices(self._bad_names, self._bad_weights)[0]
+                return self.bad_request(source, case, sent_ms=sent_ms)
+            return self._replay_request(src, sent_ms)
+        return self._event_request(src, sent_ms)
+
+    def on_answer(self, req: PreparedRequest, status: int | None, accepted_seqs=None) -> None:
+        """The ingest's answer to `req` (None: no answer), so accepted messages can be re-sent later."""
+        if status is None or not 200 <= status < 300 or req.messages is None:
+            return
+        if accepted_seqs is None:
+            rejected = set(req.rejected_seqs)
+            accepted = [s for s in req.seqs if s not in rejected] if rejected else list(req.seqs)
+        else:
+            accepted = list(accepted_seqs)
+        self.duplicates.offer(req.source, req.seqs, req.messages, accepted, req.sent_ms)
+
+    # builders ------------------------------------------------------------------------------------
+
+    def event_pool(self, kind: str) -> _EventPool:
+        pool = self._pools.get(kind)
+        if pool is None:
+            pool = self._pools[kind] = _EventPool(kind, self.profile, self.seed)
+        return pool
+
+    def _source(self, source: str) -> _Source:
+        try:
+            return self._sources[source]
+        except KeyError:
+            raise KeyError(
+                f"unknown source {source!r}; this profile has {', '.join(self._sources)}"
+            ) from None
+
+    def _event_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
+        if src.web:
+            return self._browser_request(src, sent_ms)
+        if src.pos >= _BUFFER:
+            src._refill()
+        count = src.counts[src.pos]
+        end_ms, step_ms = src.live_event_times(sent_ms, count)
+        messages, start, user, kinds = src.build_messages(
+            count, sent_ms, end_ms, step_ms, src.per_message_users
+        )
+        path, headers, body = src.assemble(messages, kinds, user, sent_ms)
+        n = len(messages)
+        return PreparedRequest(src.name, src.library.name, "POST", path, headers, body, range(start, start + n), n,
+                               sent_ms, "event", None, 200, [], messages, src.library.retry.retry_count_header)  # fmt: skip
+
+    def _browser_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
+        """analytics.js: one event per request, built inline (a third of all traffic takes this path)."""
+        pos = src.pos
+        if pos + 2 > _BUFFER:
+            src._refill()
+            pos = 0
+        src.pos = pos + 1
+        user, t, pick = src.users[pos], src.types[pos], src.picks[pos]
+        pop = src.pop
+        if t == TRACK:
+            cursor = src.cursors.get(user)
+            if cursor is None or cursor[1] >= len(cursor[0]):
+                cursor = src._new_session(user, pick)
+            index = cursor[0][cursor[1]]
+            cursor[1] += 1
+            head, etail = src.events.heads[index], src.events.tails[index]
+        elif t == PAGE:
+            k = pick % len(src.events.page_heads)
+            head, etail = src.events.page_heads[k], src.events.page_tails[k]
+        else:
+            head, etail = src._identity_call(t, user), _ACCOUNT_PAGE_TAIL
+        tail = pop.tails.get(user) or pop.tail(user)
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        ids = self.ids
+        offset = seq - ids.block_start
+        id_tail = ids.block[offset] if 0 <= offset < len(ids.block) else ids.tails(seq, 1)[0]
+        if sent_ms != src.last_ms:  # many requests share a millisecond: their id head and sentAt too
+            src.last_ms = sent_ms
+            src.last_id_open = b',"messageId":"' + ids.head(IdStyle.AJS_NEXT, sent_ms)
+            src.last_close = (
+                b',"sentAt":"' + self.timestamps.encode(sent_ms) + b'"' + src.shapes[Auth.BODY][1] + b"}"
+            )
+        timestamps = self.timestamps
+        second, milli = divmod(sent_ms - 2 - pick % 40, 1000)
+        message = b"".join(
+            (head, src.last_id_open, id_tail, b'","timestamp":"', timestamps.seconds.get(second)
+             or timestamps.second(second), MS3[milli], b'"', tail, etail, b"}")
+        )  # fmt: skip
+        headers = src.browser_headers[pop.agent_index[user]]
+        return PreparedRequest(src.name, "analytics.js", "POST", _BROWSER_PATHS[t], headers.copy(),
+                               message[:-1] + src.last_close, range(seq, seq + 1), 1, sent_ms, "event", None, 200,
+                               [], [message], None)  # fmt: skip
+
+    def _replay_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
+        low, high = self.profile.replay_age_days
+        base = sent_ms - int(src.r.uniform(low, high) * 86_400_000)
+        step = src.r.randint(1_000, 60_000)
+        count = self.profile.replay_batch_size
+        end = base + (count - 1) * step
+        messages, start, user, kinds = src.build_messages(count, sent_ms, end, step, True, bulk=True)
+        path, headers, body = src.assemble(messages, kinds, user, sent_ms, bulk=True)
+        return PreparedRequest(src.name, src.library.name, "POST", path, headers, body,
+                               range(start, start + len(messages)), len(messages), sent_ms, kind="replay",
+                               messages=messages)  # fmt: skip
+
+    def _duplicate_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
+        limit = src.library.flush_at if src.library.batches else 1
+        due = self.duplicates.take_due(src.name, sent_ms, limit)
+        seqs = [seq for seq, _ in due]
+        messages = [message for _, message in due]
+        first = orjson.loads(messages[0])
+        path, headers, body = src.assemble(messages, [CALL_TYPES.index(first["type"])], 0, sent_ms)
+        if src.web:  # the same visitor's browser sends the retry
+            headers["User-Agent"] = first["context"]["userAgent"]
+        return PreparedRequest(src.name, src.library.name, "POST", path, headers, body, seqs, len(seqs), sent_ms,
+                               kind="duplicate", retry_count_header=src.library.retry.retry_count_header)  # fmt: skip
+
+    def bad_request(self, source: str, case: str, *, sent_ms: int | None = None) -> PreparedRequest:
+        """A request from `source` broken the way bad-input `case` says (see loadgen.bad_inputs)."""
+        if case not in CASES:
+            raise KeyError(f"unknown bad-input case {case!r}; known: {', '.join(CASES)}")
+        src = self._source(source)
+        sent_ms = int(self.clock() * 1000) if sent_ms is None else sent_ms
+        need = 2501 if case == "too_many_events" else 20
+        messages: list[bytes] = []
+        start = self.next_seq
+        while len(messages) < need:  # the batch cap may cut one build short
+            more, _, _, _ = src.build_messages(
+                need - len(messages), sent_ms, sent_ms - 5, 0.0, True, bulk=True
+            )
+            messages += more
+        decoded = [orjson.loads(m) for m in messages]
+        lib = src.library
+        auth = Auth.BASIC if lib.auth in (Auth.BASIC, Auth.BASIC_AND_BODY) else Auth.BODY
+        headers = dict(src.headers_by_auth[auth])
+        if src.web:
+            headers["User-Agent"] = src.pop.user_agent(0)
+        single = None
+        if src.web:
+            single = _browser_path
+        elif src.kind == "http":
+            single = _single_call_path
+        bad = build_bad_request(case, decoded, single_path=single, batch_path=lib.path if lib.batches else "/v1/batch",
+                                headers=headers, write_key=src.write_key,
+                                sent_at=self.timestamps.encode(sent_ms).decode(), rng=src.r)  # fmt: skip
+        if src.web and bad.path == "/v1/batch":
+            bad.headers["Content-Type"] = "application/json"
+        if lib.gzip and case != "bad_gzip":
+            bad.headers["Content-Encoding"] = "gzip"
+            bad.body = gzip_bytes(bad.body, self.profile.gzip_level, self.profile.gzip_engine)
+        self.next_seq = start + bad.message_count
+        seqs = range(start, start + bad.message_count)
+        return PreparedRequest(source, lib.name, "POST", bad.path, bad.headers, bad.body, seqs, bad.message_count,
+                               sent_ms, kind="bad", bad_case=case, expected_status=bad.expected_status,
+                               rejected_seqs=[start + i for i in bad.rejected])  # fmt: skip
