@@ -147,3 +147,23 @@ def _stall(pid: int, seconds: float) -> None:
         time.sleep(seconds)
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def test_abort_on_fail_stops_the_run_early(locust_run, tmp_path: Path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  ingest:\n    error_5xx: 0.5\n")
+    slo = tmp_path / "slo.yaml"
+    slo.write_text(
+        "thresholds:\n"
+        "  errors.ratio: [{threshold: '< 1%', abort_on_fail: true, delay_abort_eval: 3s}]\n"
+        "  loss.ratio: ['== 0']\n"
+    )
+    started = time.monotonic()
+    run = locust_run("-t", "90s", "--target-rate", "500", "--sandbox-faults", str(faults), "--slo", str(slo))
+    assert run.code == 1, run.output[-4000:]
+    assert "abort_on_fail: stopping the run" in run.output and "errors.ratio" in run.output
+    assert time.monotonic() - started < 60, "the run should stop at the first failed check, not at -t"
+    summary = run.summary()
+    assert summary["run"]["duration_seconds"] < 30
+    assert summary["load"]["requests_by_class"]["5xx"] > 0
+    assert not summary["verdict"]["passed"]
