@@ -14,8 +14,9 @@ also name a run the monitor knows). Each library wraps the UUID in its real form
 `ajs-next-<ms>-<uuid>` (analytics.js) or `node-next-<ms>-<uuid>` (@segment/analytics-node); the
 decoder reads the last 36 characters, so it needs no lookup table and ignores the wrapper.
 
-The scalar functions are for clarity and tests; the `*_many` functions are the fast paths used by
-the generator (one numpy pass per request) and by the monitor's audit (one pass per delivery).
+The scalar functions are for clarity and tests; `make_message_ids` and `decode_many` are the fast
+paths used by the generator (one numpy pass per request) and by the monitor's audit (one pass per
+delivery).
 """
 
 from __future__ import annotations
@@ -49,7 +50,14 @@ for _value, _char in enumerate(b"0123456789abcdef"):
     _NIBBLE_OF_BYTE[ord(chr(_char).upper())] = _value
 _DASH_COLUMNS = np.array([8, 13, 18, 23])
 _HEX_COLUMNS = np.array([i for i in range(UUID_LENGTH) if i not in (8, 13, 18, 23)])
-_LOW_62 = (1 << 62) - 1
+_TAIL = np.arange(UUID_LENGTH, dtype=np.int64) - UUID_LENGTH
+_VERSION_TAG_MASK = np.uint64(0xFFF0)
+_VERSION_TAG = np.uint64(0x7000 | (TAG << 4))
+_VARIANT = np.uint64(0b10)
+_STREAM_MASK = np.uint64(MAX_STREAM)
+_SEQ_MASK = np.uint64(MAX_SEQ)
+_U0F, _U0FFF = np.uint64(0xF), np.uint64(0xFFF)
+_U12, _U16, _U38, _U50, _U62 = (np.uint64(v) for v in (12, 16, 38, 50, 62))
 
 
 class IdStyle(StrEnum):
@@ -178,30 +186,78 @@ def make_message_ids(style: IdStyle, sent_ms: int, run: int, stream: int, seqs: 
     return [blob[i : i + UUID_LENGTH] for i in range(0, len(blob), UUID_LENGTH)]
 
 
-def decode_uuid_table(table: np.ndarray) -> DecodedIds:
-    """Decode an (N, 36) uint8 array of UUID texts; the fast path behind `decode_many`."""
-    n = len(table)
-    nibbles = _NIBBLE_OF_BYTE[table[:, _HEX_COLUMNS]]
-    valid = (nibbles != 255).all(axis=1) & (table[:, _DASH_COLUMNS] == ord("-")).all(axis=1)
-    nibbles = np.where(nibbles == 255, 0, nibbles)
-    octets = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
-    halves = np.ascontiguousarray(octets).view(">u8").reshape(n, 2).astype(np.uint64)
-    high, low = halves[:, 0], halves[:, 1]
-    valid &= ((high >> np.uint64(12)) & np.uint64(0xF)) == np.uint64(7)
-    valid &= (low >> np.uint64(62)) == np.uint64(0b10)
-    valid &= ((high >> np.uint64(4)) & np.uint64(0xFF)) == np.uint64(TAG)
-    run = ((high & np.uint64(0xF)) << np.uint64(12)) | ((low >> np.uint64(50)) & np.uint64(0xFFF))
+def _fields(high: np.ndarray, low: np.ndarray, well_formed: np.ndarray) -> DecodedIds:
+    """The columns of ids given as their two 64-bit halves; checks version, variant and tag."""
+    valid = well_formed & ((high & _VERSION_TAG_MASK) == _VERSION_TAG) & ((low >> _U62) == _VARIANT)
+    run = ((high & _U0F) << _U12) | ((low >> _U50) & _U0FFF)
     return DecodedIds(
         valid=valid,
         run=run.astype(np.uint32),
-        stream=((low >> np.uint64(38)) & np.uint64(MAX_STREAM)).astype(np.uint32),
-        seq=low & np.uint64(MAX_SEQ),
-        sent_ms=high >> np.uint64(16),
+        stream=((low >> _U38) & _STREAM_MASK).astype(np.uint32),
+        seq=low & _SEQ_MASK,
+        sent_ms=high >> _U16,
     )
 
 
-def decode_many(message_ids: Sequence[str | bytes]) -> DecodedIds:
+def decode_uuid_table(table: np.ndarray) -> DecodedIds:
+    """Decode an (N, 36) uint8 array of UUID texts (any case, any bytes: bad rows are invalid)."""
+    n = len(table)
+    nibbles = _NIBBLE_OF_BYTE[table[:, _HEX_COLUMNS]]
+    well_formed = (nibbles != 255).all(axis=1) & (table[:, _DASH_COLUMNS] == ord("-")).all(axis=1)
+    nibbles = np.where(nibbles == 255, 0, nibbles)
+    octets = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    halves = np.ascontiguousarray(octets).view(">u8").reshape(n, 2).astype(np.uint64)
+    return _fields(halves[:, 0], halves[:, 1], well_formed)
+
+
+def _decode_joined(joined: str, n: int) -> DecodedIds | None:
+    """Decode n UUID texts joined in one ASCII string; None when any is not well formed.
+
+    The fast path behind `decode_many` (the monitor runs it on every delivery): `bytes.fromhex`
+    turns every id into its 16 raw bytes in one C call, about twice as fast as the per-nibble
+    table of `decode_uuid_table`, which stays the path for anything unusual.
+    """
+    raw = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(n, UUID_LENGTH)
+    if not (raw[:, _DASH_COLUMNS] == ord("-")).all():
+        return None
+    try:
+        octets = bytes.fromhex(joined.replace("-", ""))
+    except ValueError:
+        return None
+    if len(octets) != 16 * n:  # fromhex skips whitespace: a short result means there was some
+        return None
+    halves = np.frombuffer(octets, dtype=">u8").astype(np.uint64).reshape(n, 2)
+    return _fields(halves[:, 0], halves[:, 1], np.ones(n, dtype=bool))
+
+
+def _decode_strings(message_ids: Sequence[object]) -> DecodedIds | None:
+    """The fast path for a list of well-formed ASCII strings; None sends the caller to the slow one."""
+    n = len(message_ids)
+    try:
+        joined = "".join(message_ids)  # type: ignore[arg-type]
+    except TypeError:  # a None, bytes or number among them
+        return None
+    if not joined.isascii():
+        return None
+    if len(joined) != UUID_LENGTH * n or max(map(len, message_ids)) != UUID_LENGTH:  # type: ignore[arg-type]
+        lengths = np.fromiter(map(len, message_ids), dtype=np.int64, count=n)  # type: ignore[arg-type]
+        if lengths.min() < UUID_LENGTH or lengths.max() > MAX_MESSAGE_ID_LENGTH:
+            return None
+        # Wrapped ids (`ajs-next-<ms>-<uuid>`): gather each one's last 36 characters in one step.
+        buffer = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        joined = buffer[np.cumsum(lengths)[:, None] + _TAIL].tobytes().decode("ascii")
+    return _decode_joined(joined, n)
+
+
+def decode_many(message_ids: Sequence[object]) -> DecodedIds:
     """Decode many messageIds in one numpy pass; anything not ours comes back with valid=False."""
+    if message_ids and (fast := _decode_strings(message_ids)) is not None:
+        return fast
+    return _decode_any(message_ids)
+
+
+def _decode_any(message_ids: Sequence[object]) -> DecodedIds:
+    """The reference path: any mix of strings, bytes and junk, one row at a time into one table."""
     tails: list[bytes] = []
     well_formed = np.ones(len(message_ids), dtype=bool)
     for i, message_id in enumerate(message_ids):
@@ -212,5 +268,4 @@ def decode_many(message_ids: Sequence[str | bytes]) -> DecodedIds:
         tails.append(bytes(raw[-UUID_LENGTH:]))
     table = np.frombuffer(b"".join(tails), dtype=np.uint8).reshape(-1, UUID_LENGTH)
     decoded = decode_uuid_table(table)
-    valid = decoded.valid & well_formed
-    return DecodedIds(valid, decoded.run, decoded.stream, decoded.seq, decoded.sent_ms)
+    return DecodedIds(decoded.valid & well_formed, decoded.run, decoded.stream, decoded.seq, decoded.sent_ms)

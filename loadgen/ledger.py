@@ -35,11 +35,18 @@ def _bitmap_to_text(bitmap: BitMap64) -> str:
 
 
 def _bitmap_from_text(text: Any, where: str) -> BitMap64:
+    """A bitmap field; an absent one is empty (a delta need not carry what it did not see)."""
+    if text is None:
+        return BitMap64()
     if not isinstance(text, str):
         raise LedgerFormatError(f"ledger field {where!r} must be a base64 string")
     try:
-        return BitMap64.deserialize(base64.b64decode(text, validate=True))
-    except (ValueError, TypeError) as exc:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise LedgerFormatError(f"ledger field {where!r} is not base64: {exc}") from None
+    try:
+        return BitMap64.deserialize(raw)
+    except Exception as exc:  # pyroaring raises several types for a corrupt buffer
         raise LedgerFormatError(f"ledger field {where!r} is not a serialized roaring bitmap: {exc}") from None
 
 
@@ -103,9 +110,9 @@ class LedgerDelta:
             run_name=str(doc.get("run_name", "")),
             final=bool(doc.get("final", False)),
             accepted={str(s): _bitmap_from_text(t, f"accepted.{s}") for s, t in accepted.items()},
-            rejected=_bitmap_from_text(doc.get("rejected", ""), "rejected"),
-            abandoned=_bitmap_from_text(doc.get("abandoned", ""), "abandoned"),
-            duplicates=_bitmap_from_text(doc.get("duplicates", ""), "duplicates"),
+            rejected=_bitmap_from_text(doc.get("rejected"), "rejected"),
+            abandoned=_bitmap_from_text(doc.get("abandoned"), "abandoned"),
+            duplicates=_bitmap_from_text(doc.get("duplicates"), "duplicates"),
         )
 
 

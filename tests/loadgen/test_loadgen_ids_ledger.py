@@ -6,9 +6,10 @@ import uuid
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loadgen import ids
 from loadgen.ids import (
     MAX_RUN,
     MAX_SEQ,
@@ -69,11 +70,55 @@ def test_two_streams_never_share_an_id():
 
 @pytest.mark.parametrize(
     "foreign",
-    [str(uuid.uuid4()), "ajs-next-1700000000000-" + str(uuid.uuid4()), "", "x" * 36, "a" * 101, b"\xff" * 40, 42, None],
+    [
+        str(uuid.uuid4()),
+        "ajs-next-1700000000000-" + str(uuid.uuid4()),
+        "",
+        "x" * 36,
+        "a" * 101,
+        b"\xff" * 40,
+        42,
+        None,
+    ],
 )
 def test_foreign_and_malformed_ids_are_marked_not_crashing(foreign):
     decoded = decode_many([make_uuid(1, 2, 3, 4), foreign])
     assert decoded.valid.tolist() == [True, False]
+
+
+_ours = st.tuples(
+    st.sampled_from(list(IdStyle)),
+    st.integers(0, ids.MAX_MS),
+    st.integers(0, MAX_RUN),
+    st.integers(0, MAX_STREAM),
+    st.integers(0, MAX_SEQ),
+).map(lambda t: make_message_id(*t))
+_strings = st.one_of(
+    _ours,
+    _ours.map(str.upper),
+    st.builds(lambda: str(uuid.uuid4())),
+    st.text(min_size=30, max_size=110),
+    st.text(alphabet="0123456789abcdefABCDEF- \t", min_size=36, max_size=36),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.one_of(_strings, _strings, _strings, st.none(), st.integers(), st.binary()), max_size=30)
+)
+def test_the_fast_decoder_agrees_with_the_reference_one(rows):
+    fast, reference = decode_many(rows), ids._decode_any(rows)
+    assert np.array_equal(fast.valid, reference.valid)
+    valid = reference.valid
+    for name in ("run", "stream", "seq", "sent_ms"):
+        assert np.array_equal(getattr(fast, name)[valid], getattr(reference, name)[valid]), name
+
+
+def test_the_fast_path_takes_plain_wrapped_and_uppercase_ids():
+    rows = [make_message_id(IdStyle.NODE_NEXT, 123, 4, 5, 6), make_uuid(1, 2, 3, 4).upper()]
+    decoded = ids._decode_strings([rows[0], rows[0].upper(), rows[1]])
+    assert decoded is not None and decoded.valid.tolist() == [True, True, True]
+    assert decoded.seq.tolist() == [6, 6, 4]
 
 
 def test_out_of_range_fields_are_refused_by_name():
@@ -91,7 +136,9 @@ def test_ledger_deltas_round_trip_and_restore_after_a_failed_post():
     delta = LedgerDelta.from_wire(ledger.take_delta().to_wire())
     assert (delta.run, delta.stream, delta.run_name, delta.sent_until_ms) == (7, 2, "nightly", 1_010)
     assert list(delta.accepted_all()) == [*range(20), 20, 22]
-    assert list(delta.rejected) == [21] and list(delta.abandoned) == [23, 24] and list(delta.duplicates) == [3]
+    assert (
+        list(delta.rejected) == [21] and list(delta.abandoned) == [23, 24] and list(delta.duplicates) == [3]
+    )
     assert ledger.take_delta().is_empty()
 
     ledger.record_accepted("ios", [30], sent_ms=2_000)
@@ -108,14 +155,28 @@ def test_ledger_deltas_round_trip_and_restore_after_a_failed_post():
         (b"not json", "not JSON"),
         (b'{"format": "other"}', "'format'"),
         (b'{"format": "cdp-harness/ledger", "version": 9}', "'version'"),
-        (b'{"format": "cdp-harness/ledger", "version": 1, "run": -1, "stream": 0, "sent_until_ms": 0}', "'run'"),
+        (
+            b'{"format": "cdp-harness/ledger", "version": 1, "run": -1, "stream": 0, "sent_until_ms": 0}',
+            "'run'",
+        ),
         (
             b'{"format": "cdp-harness/ledger", "version": 1, "run": 1, "stream": 0, "sent_until_ms": 0, '
             b'"accepted": {"ios": "@@@"}}',
-            "'accepted.ios'",
+            "'accepted.ios' is not base64",
+        ),
+        (
+            b'{"format": "cdp-harness/ledger", "version": 1, "run": 1, "stream": 0, "sent_until_ms": 0, '
+            b'"rejected": "AAAA"}',
+            "'rejected' is not a serialized roaring bitmap",
         ),
     ],
 )
 def test_a_bad_ledger_document_names_the_field(body, field):
+    """Each bad field is named; absent bitmaps are simply empty."""
     with pytest.raises(LedgerFormatError, match=field):
         LedgerDelta.from_wire(body)
+
+
+def test_a_delta_without_bitmaps_is_an_empty_one():
+    body = b'{"format": "cdp-harness/ledger", "version": 1, "run": 1, "stream": 0, "sent_until_ms": 5}'
+    assert LedgerDelta.from_wire(body).is_empty()

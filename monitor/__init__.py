@@ -1,0 +1,1 @@
+"""The delivery monitor: receiver, exact audit, canary prober, destination probes, /metrics, summary."""

@@ -1,0 +1,367 @@
+"""The exact delivery audit: every delivered seq, per destination, run, stream, in roaring bitmaps.
+
+Hot path: `Audit.record` takes one delivery request's decoded id columns and does a handful of
+numpy and bitmap operations per (run, stream) group in it, with one small Python loop only for the
+per-user order check. Everything that needs the ledger (lost, rejected-but-delivered, dedupe leaks)
+is computed by set algebra when asked (`DestinationAudit.stats`), so it does not matter whether a
+ledger delta arrives before or after the deliveries it describes. The one time-dependent figure is
+`late`: a seq first delivered after its loss deadline had passed (`due` at arrival).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from pyroaring import BitMap
+
+from loadgen.ids import CANARY_STREAM, DecodedIds, make_uuid
+from monitor.behaviours import DISCARD
+from monitor.config import DestinationConfig
+from monitor.latency import LatencyHistogram
+from monitor.ledgers import LOW_32, LedgerBook, bitmap_of
+
+CanaryHook = Callable[[str, np.ndarray, np.ndarray, np.ndarray, float], None]
+"""Called with (destination, run, seq, sent_ms columns, arrival_ms) for canary rows."""
+
+
+@dataclass(slots=True)
+class Cell:
+    """Audit state of one (destination, run, stream, seq >> 32)."""
+
+    delivered: BitMap = field(default_factory=BitMap)
+    repeated: BitMap = field(default_factory=BitMap)
+    """Seqs delivered more than once."""
+    due: BitMap = field(default_factory=BitMap)
+    """Expected seqs whose loss deadline has passed."""
+    refused_retry: BitMap = field(default_factory=BitMap)
+    refused_discard: BitMap = field(default_factory=BitMap)
+    last_seq_by_user: dict[int, int] = field(default_factory=dict)
+    """hash(user id) → highest seq first-delivered for that user (64-bit hashes: collisions ~never)."""
+    arrivals: int = 0
+    duplicate_deliveries: int = 0
+    late: int = 0
+    out_of_order: int = 0
+    redelivered_after_discard: int = 0
+    refused_arrivals: int = 0
+
+    def accept(self, lo: np.ndarray, users: list | None) -> None:
+        """Audit the seqs (low 32 bits, in arrival order) of one accepted delivery."""
+        batch = bitmap_of(lo)
+        if self.refused_discard and not self.refused_discard.isdisjoint(batch):
+            # A 400-refused message came back: a retry the pipeline must never make.
+            banned = np.isin(lo, np.asarray(list(batch & self.refused_discard), dtype=np.uint32))
+            self.redelivered_after_discard += int(banned.sum())
+            keep = ~banned
+            lo = lo[keep]
+            if users is not None:
+                users = [u for u, k in zip(users, keep.tolist(), strict=True) if k]
+            batch = bitmap_of(lo)
+            if not len(lo):
+                return
+        n = len(lo)
+        self.arrivals += n
+        already = self.delivered.intersection_cardinality(batch)
+        extra = n - len(batch) + already
+        first = None
+        if extra:
+            self.duplicate_deliveries += extra
+            repeated = batch & self.delivered
+            _, first_index, counts = np.unique(lo, return_index=True, return_counts=True)
+            if (counts > 1).any():
+                repeated |= bitmap_of(lo[first_index[counts > 1]])
+            self.repeated |= repeated
+            first = np.zeros(n, dtype=bool)
+            first[first_index] = True
+            if already:
+                first &= ~np.isin(lo, np.asarray(list(batch & self.delivered), dtype=np.uint32))
+            new = batch - self.delivered
+        else:
+            new = batch
+        if self.due:
+            self.late += self.due.intersection_cardinality(new)
+        self.delivered |= batch
+        if users is None:
+            return
+        rows = zip(users, lo.tolist(), strict=True)
+        if first is not None:
+            rows = (row for row, f in zip(rows, first.tolist(), strict=True) if f)
+        last = self.last_seq_by_user
+        out_of_order = 0
+        for user, seq in rows:
+            if user is None:
+                continue
+            key = hash(user)  # an int key: the table does not keep every user's id text alive
+            previous = last.get(key)
+            if previous is None or seq > previous:
+                last[key] = seq
+            elif seq < previous:
+                out_of_order += 1
+        self.out_of_order += out_of_order
+
+    def refuse(self, lo: np.ndarray, refusal_class: str) -> None:
+        """Remember seqs of a refused delivery, so their redelivery can be judged."""
+        self.refused_arrivals += len(lo)
+        target = self.refused_discard if refusal_class == DISCARD else self.refused_retry
+        target |= bitmap_of(lo)
+
+    def memory_bytes(self) -> int:
+        """Container bytes of the bitmaps (plus ~48 bytes each) and the per-user table's size."""
+        total = 0
+        for b in (self.delivered, self.repeated, self.due, self.refused_retry, self.refused_discard):
+            st = b.get_statistics()
+            total += 48 + st["n_containers"] * 16 + st["n_bytes_array_containers"]
+            total += st["n_bytes_bitset_containers"] + st["n_bytes_run_containers"]
+        return total + self.user_table_bytes()
+
+    def user_table_bytes(self) -> int:
+        """The per-user order table: the dict plus one int key and one int value per user."""
+        return sys.getsizeof(self.last_seq_by_user) + 64 * len(self.last_seq_by_user)
+
+
+@dataclass(slots=True)
+class DestinationAudit:
+    """All audit state of one destination."""
+
+    config: DestinationConfig
+    cells: dict[tuple[int, int, int], Cell] = field(default_factory=dict)
+    latency: dict[int, LatencyHistogram] = field(default_factory=dict)
+    foreign_ids: int = 0
+    malformed_bodies: int = 0
+    malformed_items: int = 0
+    bad_signatures: int = 0
+    requests: dict[tuple[int, str], int] = field(default_factory=dict)
+    """(status, reason) → request count."""
+    refused_messages: dict[str, int] = field(default_factory=dict)
+    """reason → messages refused."""
+
+    def cell(self, run: int, stream: int, hi: int) -> Cell:
+        key = (run, stream, hi)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = Cell()
+        return cell
+
+    def histogram(self, run: int) -> LatencyHistogram:
+        hist = self.latency.get(run)
+        if hist is None:
+            hist = self.latency[run] = LatencyHistogram()
+        return hist
+
+    def count_request(self, status: int, reason: str) -> None:
+        key = (status, reason)
+        self.requests[key] = self.requests.get(key, 0) + 1
+
+
+@dataclass(slots=True)
+class CellStats:
+    """Exact figures of one destination for one run (or summed over runs)."""
+
+    expected: int = 0
+    delivered: int = 0
+    delivered_expected: int = 0
+    pending: int = 0
+    lost: int = 0
+    late: int = 0
+    duplicates: int = 0
+    dedupe_leaks: int = 0
+    rejected_delivered: int = 0
+    abandoned_delivered: int = 0
+    redelivered_after_400: int = 0
+    refused_retry: int = 0
+    refused_retry_redelivered: int = 0
+    refused_400: int = 0
+    out_of_order: int = 0
+    arrivals: int = 0
+
+    def add(self, other: CellStats) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _lost_of(cell: Cell, ledger_parts: tuple[BitMap, ...]) -> BitMap:
+    rejected, abandoned = ledger_parts
+    return cell.due - cell.delivered - cell.refused_discard - rejected - abandoned
+
+
+class Audit:
+    """The audit of every destination, with the ledger book it checks deliveries against."""
+
+    def __init__(self, destinations: dict[str, DestinationConfig], ledgers: LedgerBook) -> None:
+        self.destinations = {name: DestinationAudit(cfg) for name, cfg in destinations.items()}
+        self.ledgers = ledgers
+        self.canary_hook: CanaryHook | None = None
+
+    # --- hot path -------------------------------------------------------------------------------
+
+    def record(
+        self,
+        dest: DestinationAudit,
+        decoded: DecodedIds,
+        users: list | None,
+        arrival_ms: float,
+        refusal_class: str | None,
+    ) -> None:
+        """Audit one delivery request (or, when `refusal_class` is set, remember its refusal)."""
+        valid = decoded.valid
+        stream = decoded.stream
+        canary = valid & (stream == CANARY_STREAM)
+        if canary.any():
+            valid = valid & ~canary
+            if refusal_class is None and self.canary_hook is not None:
+                self.canary_hook(
+                    dest.config.name,
+                    decoded.run[canary],
+                    decoded.seq[canary],
+                    decoded.sent_ms[canary],
+                    arrival_ms,
+                )
+        n_valid = int(np.count_nonzero(valid))
+        dest.foreign_ids += len(valid) - n_valid - int(np.count_nonzero(canary))
+        if not n_valid:
+            return
+        run, seq, sent_ms = decoded.run, decoded.seq, decoded.sent_ms
+        if n_valid < len(valid):
+            rows = np.flatnonzero(valid)
+            run, stream, seq, sent_ms = run[rows], stream[rows], seq[rows], sent_ms[rows]
+            if users is not None:
+                users = [users[i] for i in rows.tolist()]
+        high = seq >> np.uint64(32)
+        lo = (seq & np.uint64(LOW_32)).astype(np.uint32)
+        key = (run.astype(np.uint64) << np.uint64(18)) | (stream.astype(np.uint64) << np.uint64(6)) | high
+        if key[0] == key.min() == key.max():
+            groups: Iterator[tuple[int, np.ndarray | None]] = iter(((int(key[0]), None),))
+        else:
+            groups = self._groups(key)
+        for k, rows in groups:
+            cell = dest.cell(k >> 18, (k >> 6) & 0xFFF, k & 0x3F)
+            part = lo if rows is None else lo[rows]
+            if refusal_class is not None:
+                cell.refuse(part, refusal_class)
+                continue
+            part_users = users
+            if rows is not None and users is not None:
+                part_users = [users[i] for i in rows.tolist()]
+            cell.accept(part, part_users)
+        if refusal_class is not None:
+            return
+        latency_ms = arrival_ms - sent_ms.astype(np.float64)
+        if run[0] == run.min() == run.max():
+            dest.histogram(int(run[0])).observe_many(latency_ms)
+        else:
+            for r in np.unique(run).tolist():
+                dest.histogram(r).observe_many(latency_ms[run == r])
+
+    @staticmethod
+    def _groups(key: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        order = np.argsort(key, kind="stable")
+        sorted_keys = key[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            yield int(sorted_keys[s]), np.sort(order[s:e])
+
+    # --- ledger-driven ----------------------------------------------------------------------------
+
+    def sweep(self, now_ms: float) -> int:
+        """Fold accepted seqs whose loss deadline has passed into each destination's `due` sets."""
+        taken = self.ledgers.take_due(now_ms)
+        for ledger, pending in taken:
+            for dest in self.destinations.values():
+                sources = dest.config.sources
+                names = pending.accepted.keys() if sources is None else sources
+                his = {hi for s in names for hi in pending.accepted.get(s, {})}
+                for hi in his:
+                    parts = [pending.accepted[s][hi] for s in names if hi in pending.accepted.get(s, {})]
+                    newly_due = BitMap.union(*parts)
+                    cell = dest.cell(ledger.run, ledger.stream, hi)
+                    cell.due |= newly_due
+        return len(taken)
+
+    def stats(self, dest: DestinationAudit, run: int) -> CellStats:
+        """Exact figures of `dest` for `run` (a run with no ledger yet has only delivery figures)."""
+        total = CellStats()
+        sources = dest.config.sources
+        keys = {(stream, hi) for (r, stream, hi) in dest.cells if r == run}
+        run_ledger = self.ledgers.runs.get(run)
+        if run_ledger is not None:
+            for stream, ledger in run_ledger.streams.items():
+                keys.update((stream, hi) for hi in ledger.high_parts())
+        for stream, hi in sorted(keys):
+            cell = dest.cells.get((run, stream, hi)) or Cell()
+            ledger = self.ledgers.stream(run, stream)
+            empty = BitMap()
+            s = CellStats(
+                delivered=len(cell.delivered),
+                late=cell.late,
+                duplicates=cell.duplicate_deliveries,
+                out_of_order=cell.out_of_order,
+                redelivered_after_400=cell.redelivered_after_discard,
+                refused_retry=len(cell.refused_retry),
+                refused_retry_redelivered=cell.refused_retry.intersection_cardinality(cell.delivered),
+                refused_400=len(cell.refused_discard),
+                arrivals=cell.arrivals,
+            )
+            if ledger is not None:
+                expected = ledger.accepted_for(sources, hi)
+                rejected = ledger.rejected.get(hi, empty)
+                abandoned = ledger.abandoned.get(hi, empty)
+                lost = _lost_of(cell, (rejected, abandoned))
+                s.expected = len(expected)
+                s.delivered_expected = expected.intersection_cardinality(cell.delivered)
+                s.lost = len(lost)
+                s.pending = len(expected - cell.delivered - cell.due - cell.refused_discard)
+                s.rejected_delivered = rejected.intersection_cardinality(cell.delivered)
+                s.abandoned_delivered = abandoned.intersection_cardinality(cell.delivered)
+                s.dedupe_leaks = ledger.duplicates.get(hi, empty).intersection_cardinality(cell.repeated)
+            total.add(s)
+        return total
+
+    def lost_ids(self, dest: DestinationAudit, run: int | None, limit: int) -> list[dict[str, object]]:
+        """Up to `limit` lost messages of `dest`, oldest seqs first, with their rebuilt messageIds.
+
+        The send time of a lost message is unknown (it never arrived), so its UUID is rebuilt with
+        the `sent_until_ms` watermark of the ledger delta that reported it, an upper bound of the
+        true send time: run, stream and seq (the UUID's last 74 bits) are exact, the leading
+        48-bit time field may be later than the original by up to one ledger interval.
+        """
+        out: list[dict[str, object]] = []
+        empty = BitMap()
+        for (r, stream, hi), cell in sorted(dest.cells.items()):
+            if run is not None and r != run:
+                continue
+            ledger = self.ledgers.stream(r, stream)
+            if ledger is None or not cell.due:
+                continue
+            lost = _lost_of(cell, (ledger.rejected.get(hi, empty), ledger.abandoned.get(hi, empty)))
+            for lo in lost:
+                if len(out) >= limit:
+                    return out
+                seq = (hi << 32) | lo
+                watermark = ledger.watermark_for(seq)
+                out.append(
+                    {
+                        "message_id": make_uuid(watermark, r, stream, seq),
+                        "run": r,
+                        "stream": stream,
+                        "seq": seq,
+                        "sent_until_ms": watermark,
+                    }
+                )
+        return out
+
+    def runs_seen(self) -> set[int]:
+        runs = set(self.ledgers.runs)
+        for dest in self.destinations.values():
+            runs.update(r for r, _, _ in dest.cells)
+        return runs
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the audit's bitmaps and per-user tables (an estimate for the benchmark)."""
+        return sum(cell.memory_bytes() for d in self.destinations.values() for cell in d.cells.values())
+
+    def user_table_bytes(self) -> int:
+        """The part of `memory_bytes` held by per-user order tables (bounded by users × streams)."""
+        return sum(cell.user_table_bytes() for d in self.destinations.values() for cell in d.cells.values())

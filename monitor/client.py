@@ -1,0 +1,69 @@
+"""A small typed client for the monitor's API, used by the scenarios and tests."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import httpx
+
+from loadgen.ledger import LedgerDelta
+from monitor.summary import Summary
+
+
+class MonitorError(RuntimeError):
+    """The monitor answered with an error; the message is its `code: message`."""
+
+
+class MonitorClient:
+    """`MonitorClient("http://127.0.0.1:8090")`: post ledger deltas, read the summary and lost ids."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, client: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> MonitorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                doc = response.json()
+                detail = f"{doc.get('code')}: {doc.get('message')}"
+            except ValueError:
+                detail = response.text[:200]
+            raise MonitorError(
+                f"{response.request.method} {response.request.url.path} -> {response.status_code} {detail}"
+            )
+        return response.json()
+
+    def post_ledger(self, delta: LedgerDelta) -> None:
+        """Send one ledger delta (`POST /api/ledger`)."""
+        response = self._client.post(
+            f"{self.base_url}/api/ledger",
+            content=delta.to_wire(),
+            headers={"content-type": "application/json"},
+        )
+        self._check(response)
+
+    def summary(self, run: int | str | None = None) -> Summary:
+        """The run summary (`GET /api/summary`), of one run (id or name) or of all runs."""
+        params = {"run": str(run)} if run is not None else None
+        return cast(Summary, self._check(self._client.get(f"{self.base_url}/api/summary", params=params)))
+
+    def lost(self, destination: str, limit: int = 100, run: int | str | None = None) -> list[dict[str, Any]]:
+        """Lost messages of one destination (`GET /api/lost`)."""
+        params: dict[str, str] = {"destination": destination, "limit": str(limit)}
+        if run is not None:
+            params["run"] = str(run)
+        return self._check(self._client.get(f"{self.base_url}/api/lost", params=params))["lost"]
+
+    def set_behaviour(self, destination: str, behaviour: dict[str, Any]) -> dict[str, Any]:
+        """Change a destination's behaviour (`PUT /api/destinations/<name>/behaviour`)."""
+        url = f"{self.base_url}/api/destinations/{destination}/behaviour"
+        return self._check(self._client.put(url, json=behaviour))
