@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import yaml
 
-HOST = "127.0.0.1"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
+from loadgen.plugin.processes import HOST, ChildServer, free_port
+
 DESTINATIONS = (
     # name, messages per webhook POST, POSTs in flight
     ("webhook", 20, 4),
@@ -31,60 +27,6 @@ DESTINATIONS = (
 )
 CANARY_SOURCE = "canary"
 LOST_AFTER_SECONDS = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class ChildServer:
-    """A `harness <command>` server process, known by its pid and stopped by it."""
-
-    name: str
-    port: int
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        self.stop()
-        raise RuntimeError(f"the {self.name} did not start on port {self.port}; its log ends:\n{tail}")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
 
 
 @dataclass
@@ -161,20 +103,20 @@ class SandboxStack:
             "monitor",
             monitor_port,
             [*harness, "monitor", "--config", str(folder / "monitor.yaml"), "--port", str(monitor_port)],
-            env,
             folder / "monitor.log",
+            env,
         )
         sandbox = ChildServer(
             "sandbox",
             sandbox_port,
             [*harness, "sandbox", "--config", str(folder / "sandbox.yaml"), "--port", str(sandbox_port)],
-            env,
             folder / "sandbox.log",
+            env,
         )
         stack = cls(sandbox, monitor, {s: k for s, k in write_keys.items() if s != CANARY_SOURCE}, workdir)
         try:
-            monitor.start()
-            sandbox.start()
+            monitor.start(wait=False)
+            sandbox.start(wait=False)
             monitor.wait_ready()
             sandbox.wait_ready()
         except BaseException:

@@ -9,9 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from loadgen.plugin.processes import ChildServer
 from loadgen.plugin.stack import SandboxStack
 from monitor.promql import PrometheusClient, Window, to_promql
 from monitor.thresholds import METRICS, parse_threshold
@@ -49,7 +49,7 @@ def stack():
 @pytest.fixture
 def prometheus(tmp_path: Path, free_port):
     """Start a Prometheus server on loopback; returns a function(targets) → its URL. Stopped by pid."""
-    processes: list[subprocess.Popen] = []
+    servers: list[ChildServer] = []
 
     def start(targets: list[str]) -> str:
         port = free_port()
@@ -59,37 +59,19 @@ def prometheus(tmp_path: Path, free_port):
             "scrape_configs:\n"
             f"  - job_name: harness\n    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
         )
-        log = (tmp_path / "prometheus.log").open("wb")
-        processes.append(
-            subprocess.Popen(
-                [
-                    PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"prometheus not ready: {(tmp_path / 'prometheus.log').read_text()[-2000:]}")
+        argv = [
+            PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]  # fmt: skip
+        server = ChildServer("prometheus", port, argv, tmp_path / "prometheus.log", health_path="/-/ready")
+        servers.append(server)
+        return server.start().url
 
     try:
         yield start
     finally:
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        for server in servers:
+            server.stop()
 
 
 def _wait_for(client: PrometheusClient, query: str, timeout: float) -> None:

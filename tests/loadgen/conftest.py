@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -63,17 +64,11 @@ def messages_of() -> Callable[[PreparedRequest], list[dict[str, Any]]]:
 @pytest.fixture
 def sandbox(tmp_path, profile):
     """The bundled sandbox (`python -m harness sandbox`) on a free loopback port, one write key per source."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
     import yaml
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from loadgen.plugin.processes import ChildServer, free_port
+
+    port = free_port()
     config = tmp_path / "sandbox.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -85,42 +80,6 @@ def sandbox(tmp_path, profile):
             }
         )
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "sandbox",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=str(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sandbox exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("sandbox did not become ready in 20 s")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    argv = [sys.executable, "-m", "harness", "sandbox", "--config", str(config), "--port", str(port)]
+    with ChildServer("sandbox", port, [*argv, "--log-level", "warning"], tmp_path / "sandbox.log") as server:
+        yield server.url

@@ -10,8 +10,6 @@ import gzip
 import hashlib
 import hmac
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,47 +23,21 @@ import pytest
 import yaml
 
 from loadgen import ids
+from loadgen.plugin.processes import ChildServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """Terminate by pid, wait, kill if it does not stop."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not healthy in {timeout}s: {log.read_text()[-2000:]}")
 
 
 class Running:
     """A started monitor: its base URL, an httpx client, and its process."""
 
-    def __init__(self, url: str, proc: subprocess.Popen, log: Path) -> None:
-        self.url, self.proc, self.log = url, proc, log
-        self.http = httpx.Client(base_url=url, timeout=30.0)
+    def __init__(self, server: ChildServer) -> None:
+        self.server, self.url = server, server.url
+        self.http = httpx.Client(base_url=server.url, timeout=30.0)
+
+    @property
+    def log(self) -> Path:
+        return self.server.log_path
 
     def deliver(self, destination: str, events: Any, *, headers: dict | None = None) -> httpx.Response:
         body = events if isinstance(events, bytes) else orjson.dumps(events)
@@ -95,17 +67,17 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         port = port or free_port()
         config_path = tmp_path / f"monitor-{port}.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        log = tmp_path / f"monitor-{port}.log"
-        proc = subprocess.Popen(
+        server = ChildServer(
+            "monitor",
+            port,
             [sys.executable, "-m", "monitor", "--config", str(config_path), "--port", str(port)],
-            cwd=ROOT,
+            tmp_path / f"monitor-{port}.log",
             env={**os.environ, **(env or {})},
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
-        running = Running(f"http://127.0.0.1:{port}", proc, log)
+        running = Running(server)
         started.append(running)
-        wait_healthy(running.url, proc, log)
+        server.start(timeout=20.0)
         return running
 
     try:
@@ -113,7 +85,7 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     finally:
         for running in started:
             running.http.close()
-            stop_process(running.proc)
+            running.server.stop()
 
 
 def make_events(

@@ -10,6 +10,7 @@ import time
 import httpx
 
 from loadgen.ledger import SentLedger
+from loadgen.plugin.processes import ChildServer, free_port
 from monitor.client import MonitorClient, MonitorError
 
 
@@ -62,24 +63,16 @@ def test_probes_report_success_duration_and_status(start_monitor):
 
 def test_harness_monitor_command_and_client(tmp_path):
     """`python -m harness monitor` serves; the typed client reads the summary; SIGTERM stops it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "monitor", "--port", str(port)],  # the bundled default config
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    port = free_port()
+    server = ChildServer(
+        "monitor",
+        port,
+        [sys.executable, "-m", "harness", "monitor", "--port", str(port)],
+        tmp_path / "monitor.log",
     )
+    server.start(timeout=20)  # the bundled default config
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+        url = server.url
         with MonitorClient(url) as client:
             summary = client.summary()
             assert summary["format"] == "cdp-harness/monitor-summary"
@@ -96,11 +89,7 @@ def test_harness_monitor_command_and_client(tmp_path):
                 assert "bad_destination" in str(exc)
             else:
                 raise AssertionError("an unknown destination must be an error")
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
-        output = proc.stdout.read().decode()
-        assert "panicked" not in output
+        assert server.stop() == 0  # SIGTERM: a clean stop
+        assert "panicked" not in server.log_path.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        server.stop()

@@ -8,7 +8,6 @@ what arrived, must report exactly those counts.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import yaml
 
 from loadgen import ids
 from loadgen.ledger import SentLedger
+from loadgen.plugin.processes import ChildServer, free_port
 
 pytest.importorskip("sandbox.app", reason="the sandbox part is not in this tree")
 
@@ -48,14 +48,6 @@ def _events(run: int, seqs: np.ndarray, sent_ms: int) -> list[dict]:
     ]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_done(sandbox: httpx.Client, mon, run: int, timeout: float) -> None:
     """Wait until every load message is accounted for at every destination.
 
@@ -78,7 +70,7 @@ def _wait_done(sandbox: httpx.Client, mon, run: int, timeout: float) -> None:
 
 
 def test_monitor_matches_sandbox_injected_faults_and_retries(start_monitor, tmp_path):
-    sandbox_port = _free_port()
+    sandbox_port = free_port()
     monitor_destinations = {
         "accurate": {"secret_env": "MONITOR_TEST_SECRET"},
         "clean": {"secret_env": "MONITOR_TEST_SECRET"},
@@ -135,36 +127,9 @@ def _sandbox(tmp_path: Path, config: dict, port: int) -> Iterator[str]:
     """`python -m harness sandbox` with `config` on `port`, healthy; stopped by pid on exit."""
     config_path = tmp_path / f"sandbox-{port}.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    log = tmp_path / f"sandbox-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "sandbox", "--config", str(config_path), "--port", str(port)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"sandbox exited: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
-        yield url
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    argv = [sys.executable, "-m", "harness", "sandbox", "--config", str(config_path), "--port", str(port)]
+    with ChildServer("sandbox", port, argv, tmp_path / f"sandbox-{port}.log", cwd=ROOT) as server:
+        yield server.url
 
 
 def _sandbox_median_bucket(metrics: str, destination: str) -> float:
@@ -249,7 +214,7 @@ def _run_pipeline(mon, sandbox_url: str) -> None:
 
 def test_canary_through_the_sandbox(start_monitor, tmp_path):
     """Canaries go through the sandbox's ingest, routed by `integrations`, and are scored on arrival."""
-    sandbox_port, monitor_port = _free_port(), _free_port()
+    sandbox_port, monitor_port = free_port(), free_port()
     sandbox_config = {
         "seed": 5,
         "sources": [{"name": "web", "write_key": WRITE_KEY}],

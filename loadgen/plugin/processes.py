@@ -1,0 +1,103 @@
+"""Server processes known by their pid: started, awaited until healthy, stopped by pid.
+
+Used for the bundled sandbox and monitor, and by the tests and benchmarks that run real servers
+(harness parts, Prometheus). Imports no Locust, so any test can use it without gevent patching.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ChildServer:
+    """A server process on `HOST:port`, its output in `log_path`."""
+
+    name: str
+    port: int
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] | None = None
+    health_path: str = "/healthz"
+    cwd: Path | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"the {self.name} is not running"
+        return self.process.pid
+
+    def start(self, *, wait: bool = True, timeout: float = START_TIMEOUT) -> ChildServer:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Poll the health path until it answers 200; on failure stop it and raise with its log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(self.url + self.health_path, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(
+            f"the {self.name} did not start on port {self.port}; its log ends:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, size: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Terminate by pid, kill if it does not stop in time; the exit code (None if never started)."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+        return process.returncode
+
+    def __enter__(self) -> ChildServer:
+        return self if self.process is not None else self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
