@@ -11,7 +11,7 @@ from monitor.summary import Summary
 
 
 class MonitorError(RuntimeError):
-    """The monitor answered with an error; the message is its `code: message`."""
+    """The monitor answered with an error (the message is its `code: message`) or did not answer."""
 
 
 class MonitorClient:
@@ -30,6 +30,15 @@ class MonitorClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, f"{self.base_url}{path}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise MonitorError(
+                f"{method} {self.base_url}{path}: no answer ({type(exc).__name__}: {exc})"
+            ) from None
+        return self._check(response)
+
     def _check(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
             try:
@@ -40,30 +49,29 @@ class MonitorClient:
             raise MonitorError(
                 f"{response.request.method} {response.request.url.path} -> {response.status_code} {detail}"
             )
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise MonitorError(f"{response.request.url} answered {response.status_code} without JSON") from None
 
     def post_ledger(self, delta: LedgerDelta) -> None:
         """Send one ledger delta (`POST /api/ledger`)."""
-        response = self._client.post(
-            f"{self.base_url}/api/ledger",
-            content=delta.to_wire(),
-            headers={"content-type": "application/json"},
+        self._request(
+            "POST", "/api/ledger", content=delta.to_wire(), headers={"content-type": "application/json"}
         )
-        self._check(response)
 
     def summary(self, run: int | str | None = None) -> Summary:
         """The run summary (`GET /api/summary`), of one run (id or name) or of all runs."""
         params = {"run": str(run)} if run is not None else None
-        return cast(Summary, self._check(self._client.get(f"{self.base_url}/api/summary", params=params)))
+        return cast(Summary, self._request("GET", "/api/summary", params=params))
 
     def lost(self, destination: str, limit: int = 100, run: int | str | None = None) -> list[dict[str, Any]]:
         """Lost messages of one destination (`GET /api/lost`)."""
         params: dict[str, str] = {"destination": destination, "limit": str(limit)}
         if run is not None:
             params["run"] = str(run)
-        return self._check(self._client.get(f"{self.base_url}/api/lost", params=params))["lost"]
+        return self._request("GET", "/api/lost", params=params)["lost"]
 
     def set_behaviour(self, destination: str, behaviour: dict[str, Any]) -> dict[str, Any]:
         """Change a destination's behaviour (`PUT /api/destinations/<name>/behaviour`)."""
-        url = f"{self.base_url}/api/destinations/{destination}/behaviour"
-        return self._check(self._client.put(url, json=behaviour))
+        return self._request("PUT", f"/api/destinations/{destination}/behaviour", json=behaviour)

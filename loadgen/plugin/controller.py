@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,12 @@ class Controller:
         options.harness_wiring = self.wiring.to_option()
         self.plan = build_plan(generator, options.target_rate)
         self.monitor = MonitorClient(monitor_url) if monitor_url else None
+        if self.monitor is not None:
+            try:
+                self.monitor.summary(run=self.wiring.run)
+            except MonitorError as exc:
+                sys.stderr.write(f"locust: error: --monitor-url {monitor_url} is not a harness monitor: {exc}\n")
+                raise SystemExit(2) from None
         if not self.environment.stop_timeout:
             # Let a request in flight at the end finish and reach the ledger instead of being killed.
             self.environment.stop_timeout = GRACEFUL_STOP_SECONDS

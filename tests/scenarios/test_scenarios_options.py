@@ -16,6 +16,10 @@ import pytest
         (["--slo", "missing-slo.yaml"], "--slo missing-slo.yaml: cannot read it"),
         (["--duplicate-share", "1.5"], "--duplicate-share must be between 0 and 1"),
         (["--host", "http://127.0.0.1:9"], "--host needs a write key"),
+        (
+            ["--host", "http://127.0.0.1:9", "--write-key", "k", "--monitor-url", "http://127.0.0.1:9"],
+            "--monitor-url http://127.0.0.1:9 is not a harness monitor",
+        ),
     ],
 )
 def test_bad_option_stops_the_run_at_start(locust_run, args, message):
