@@ -85,7 +85,9 @@ class Controller:
             try:
                 self.monitor.summary(run=self.wiring.run)
             except MonitorError as exc:
-                sys.stderr.write(f"locust: error: --monitor-url {monitor_url} is not a harness monitor: {exc}\n")
+                sys.stderr.write(
+                    f"locust: error: --monitor-url {monitor_url} is not a harness monitor: {exc}\n"
+                )
                 raise SystemExit(2) from None
         if not self.environment.stop_timeout:
             # Let a request in flight at the end finish and reach the ledger instead of being killed.
