@@ -7,25 +7,34 @@ are filled in bulk.
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 from isal import isal_zlib
 
-from loadgen.ids import TAG, UUID_LENGTH, IdStyle, encode_uuids
+from loadgen.ids import TAG, UUID_LENGTH, IdStyle, encode_seq_halves, encode_uuids
 
 MS3 = [f"{i:03d}Z".encode() for i in range(1000)]
 """The milliseconds and the closing Z of a timestamp, by millisecond."""
+TIMESTAMP_KEY = b'","timestamp":"'
+"""What follows a messageId in every message: the id's closing quote and the timestamp's key."""
 _SEQ_BLOCK = 65536
 _MS_PART = 18  # "xxxxxxxx-xxxx-7xxx": the UUID's first 18 characters depend only on (ms, run)
 
 
 class TimestampCache:
-    """Encoded timestamps; the part down to the second is cached, the milliseconds come from a table."""
+    """Encoded timestamps; the part down to the second is cached, the milliseconds come from a table.
+
+    `stamps` maps a millisecond to its quoted-and-closed form (`2026-11-23T13:35:12.345Z"`), the
+    form the message hot path joins; it is cleared when it grows past `limit` entries.
+    """
 
     def __init__(self, limit: int = 200_000) -> None:
         self.seconds: dict[int, bytes] = {}
+        self.stamps: dict[int, bytes] = {}
         self._limit = limit
 
     def second(self, second: int) -> bytes:
@@ -42,6 +51,15 @@ class TimestampCache:
         second, milli = divmod(ms, 1000)
         return (self.seconds.get(second) or self.second(second)) + MS3[milli]
 
+    def stamp(self, ms: int) -> bytes:
+        """`encode(ms)` followed by the closing quote, cached by millisecond (see `stamps`)."""
+        stamp = self.stamps.get(ms)
+        if stamp is None:
+            if len(self.stamps) >= self._limit:
+                self.stamps.clear()
+            stamp = self.stamps[ms] = self.encode(ms) + b'"'
+        return stamp
+
 
 class IdEncoder:
     """messageIds of one stream as bytes, built from two cached halves.
@@ -49,15 +67,18 @@ class IdEncoder:
     A harness UUID's first 18 characters depend only on the send millisecond and the run, the last
     18 only on the run, stream and seq (see loadgen.ids). Both halves come from `encode_uuids`, in
     bulk: seq halves 65,536 at a time, the millisecond half once per millisecond and library style.
+    Each seq half is handed out with `TIMESTAMP_KEY` already appended, so a message joins one part
+    fewer.
     """
 
     def __init__(self, run: int, stream: int) -> None:
         self.run = run
         self.stream = stream
-        self.block_start = 0
+        self.block_start = self.block_end = 0
         self.block: list[bytes] = []
         self._heads: dict[tuple[IdStyle, int], bytes] = {}
         self._checked_head = False
+        self._high_bits = 0x7000 | (TAG << 4) | (run >> 12)
 
     def head(self, style: IdStyle, sent_ms: int) -> bytes:
         """Library prefix plus the millisecond half of the UUID."""
@@ -66,35 +87,52 @@ class IdEncoder:
         if head is None:
             if len(self._heads) > 64:
                 self._heads.clear()
-            if not self._checked_head:
-                # the first head also comes from encode_uuids, proving the shortcut below agrees with it
-                reference = encode_uuids(sent_ms, self.run, self.stream, [0]).tobytes()[:_MS_PART]
-                self._checked_head = True
-            else:
-                reference = None
-            # the UUID's high 64 bits: unix_ts_ms (48) | version 7 | rand_a = TAG (8) | run >> 12 (4)
-            high = f"{(sent_ms << 16) | 0x7000 | (TAG << 4) | (self.run >> 12):016x}"
-            text = f"{high[:8]}-{high[8:12]}-{high[12:]}".encode()
-            if reference is not None and reference != text:
-                raise AssertionError("IdEncoder.head disagrees with loadgen.ids.encode_uuids")
-            head = style.prefix(sent_ms) + text
+            head = style.prefix(sent_ms) + self.ms_half(sent_ms)
             self._heads[key] = head
         return head
 
+    def ms_half(self, sent_ms: int) -> bytes:
+        """The UUID's first 18 characters, which depend only on the send millisecond and the run."""
+        # the UUID's high 64 bits: unix_ts_ms (48) | version 7 | rand_a = TAG (8) | run >> 12 (4)
+        high = b"%016x" % ((sent_ms << 16) | self._high_bits)
+        text = high[:8] + b"-" + high[8:12] + b"-" + high[12:]
+        if not self._checked_head:
+            # the first one also comes from encode_uuids, proving this shortcut agrees with it
+            if encode_uuids(sent_ms, self.run, self.stream, [0]).tobytes()[:_MS_PART] != text:
+                raise AssertionError("IdEncoder.ms_half disagrees with loadgen.ids.encode_uuids")
+            self._checked_head = True
+        return text
+
     def tails(self, start: int, count: int) -> list[bytes]:
-        """The seq halves of seqs start .. start+count-1."""
+        """The seq halves of seqs start .. start+count-1, each followed by `TIMESTAMP_KEY`."""
         offset = start - self.block_start
         if offset < 0 or offset + count > len(self.block):
             self._fill(start, max(_SEQ_BLOCK, count))
             offset = 0
         return self.block[offset : offset + count]
 
+    def tail(self, seq: int) -> bytes:
+        """`tails(seq, 1)[0]`, without the list."""
+        offset = seq - self.block_start
+        if 0 <= offset < len(self.block):
+            return self.block[offset]
+        return self.tails(seq, 1)[0]
+
     def _fill(self, start: int, count: int) -> None:
-        table = encode_uuids(0, self.run, self.stream, np.arange(start, start + count, dtype=np.uint64))
-        blob = table[:, _MS_PART:].tobytes()
-        width = UUID_LENGTH - _MS_PART
-        self.block = [blob[i : i + width] for i in range(0, len(blob), width)]
+        halves = encode_seq_halves(self.run, self.stream, np.arange(start, start + count, dtype=np.uint64))
+        width = UUID_LENGTH - _MS_PART + len(TIMESTAMP_KEY)
+        parts = np.empty((count, width), dtype=np.uint8)
+        parts[:, : UUID_LENGTH - _MS_PART] = halves
+        parts[:, UUID_LENGTH - _MS_PART :] = np.frombuffer(TIMESTAMP_KEY, dtype=np.uint8)
+        # fixed-width bytes to a list of bytes in one C loop (no NUL can occur: every byte is ASCII text)
+        self.block = np.frombuffer(parts.tobytes(), dtype=f"S{width}").tolist()
         self.block_start = start
+        self.block_end = start + count
+
+
+def gzip_function(level: int, engine: str = "zlib") -> Callable[[bytes], bytes]:
+    """`gzip_bytes` with the level and engine bound: one call less a request on the hot path."""
+    return functools.partial(isal_zlib.compress if engine == "isal" else zlib.compress, level=level, wbits=31)
 
 
 def gzip_bytes(body: bytes, level: int, engine: str = "zlib") -> bytes:
@@ -103,6 +141,4 @@ def gzip_bytes(body: bytes, level: int, engine: str = "zlib") -> bytes:
     `engine` "isal" uses ISA-L (python-isal): the same format, several times faster than zlib, which
     matters because compression is the largest single cost of building mobile traffic.
     """
-    if engine == "isal":
-        return isal_zlib.compress(body, level, wbits=31)
-    return zlib.compress(body, level, wbits=31)
+    return gzip_function(level, engine)(body)

@@ -8,7 +8,7 @@ ids and the context the library fills in) is encoded once and kept until the use
 
 from __future__ import annotations
 
-import uuid
+import time
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ COMPANIES = (
 )
 INDUSTRIES = ("Retail", "Technology", "Finance", "Healthcare", "Media")
 NO_AD_ID = "00000000-0000-0000-0000-000000000000"
+_GUIDE_SIZE = 1 << 16
 
 
 def zipf_cdf(count: int, exponent: float) -> np.ndarray:
@@ -88,30 +89,50 @@ class Population:
         self.stream = stream
         rng = np.random.default_rng([seed, stream, source_index, 0x9E37])
         self.cdf = zipf_cdf(count, zipf_exponent)
+        self._guide = np.searchsorted(self.cdf, np.arange(_GUIDE_SIZE) / _GUIDE_SIZE).astype(np.int32)
         self.identified = (rng.random(count) < identified_at_start).tolist()
         self._anon_bytes = rng.bytes(16 * count)
+        self._anon_ids = uuid4_texts(self._anon_bytes)
         self._attrs = rng.integers(0, 1 << 30, size=(count, 8)).tolist()
         self.agent_index = [a[6] % len(BROWSER_AGENTS) for a in self._attrs]
         """Index into BROWSER_AGENTS of each user's browser (web sources)."""
         self._seed_part = seed % 1000
+        self._user_id_prefix = f"{self._seed_part:03d}{stream:04d}"
         self.tails: dict[int, bytes] = {}
+        self._contexts: dict[int, bytes] = {}
+        self._server_side = self.kind in ("server", "http")
         library_json = {"name": library.name, "version": library.version}
         self._library_json = library_json
 
     # ids ---------------------------------------------------------------------------------------
 
     def anonymous_id(self, user: int) -> str:
-        raw = self._anon_bytes[16 * user : 16 * user + 16]
-        return str(uuid.UUID(bytes=raw, version=4))
+        """`str(uuid.UUID(bytes=<the user's 16 random bytes>, version=4))`, made in bulk at start."""
+        return self._anon_ids[user]
 
     def user_id(self, user: int) -> str:
         """A database-style id; unique per (seed, stream, user), so streams never share users."""
-        return f"{self._seed_part:03d}{self.stream:04d}{user:07d}"
+        return f"{self._user_id_prefix}{user:07d}"
 
     def email(self, user: int) -> str:
         a = self._attrs[user]
         first, last = FIRST_NAMES[a[0] % len(FIRST_NAMES)], LAST_NAMES[a[1] % len(LAST_NAMES)]
         return f"{first}.{last}.{user}@example.com".lower()
+
+    def users_at(self, u: np.ndarray) -> np.ndarray:
+        """The users at uniform draws `u` in [0, 1): exactly `np.searchsorted(self.cdf, u)`, faster.
+
+        A guide table gives the first user of each of `_GUIDE_SIZE` equal slices of [0, 1); the few
+        steps from there are taken for all draws at once (the binary search was the largest cost of
+        drawing the random choices in bulk).
+        """
+        cdf = self.cdf
+        users = self._guide[(u * _GUIDE_SIZE).astype(np.int64)].astype(np.int64)
+        behind = cdf[users] < u
+        while behind.any():
+            users += behind
+            behind = cdf[users] < u
+        return users
 
     # login state -------------------------------------------------------------------------------
 
@@ -135,7 +156,7 @@ class Population:
             "lastName": last,
             "name": f"{first} {last}",
             "plan": PLANS[a[3] % len(PLANS)],
-            "createdAt": np.datetime_as_string(np.datetime64(created, "s")) + "Z",
+            "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
             "logins": 1 + a[4] % 300,
         }
 
@@ -183,14 +204,14 @@ class Population:
         tracking = a[3] % 100 < 40
         if apple:
             model, name, (height, width, density) = IOS_DEVICES[a[1] % len(IOS_DEVICES)]
-            device = {"type": "ios", "id": str(uuid.UUID(int=a[4] << 98 | a[5] << 68 | user, version=4)).upper(),
+            device = {"type": "ios", "id": uuid4_text(a[4] << 98 | a[5] << 68 | user).upper(),
                       "advertisingId": self.anonymous_id(user).upper() if tracking else NO_AD_ID,
                       "adTrackingEnabled": tracking, "manufacturer": "Apple", "model": model, "name": name}  # fmt: skip
             os = {"name": "iOS", "version": IOS_VERSIONS[a[2] % len(IOS_VERSIONS)]}
         else:
             maker, model, name, (height, width, density) = ANDROID_DEVICES[a[1] % len(ANDROID_DEVICES)]
             device = {"type": "android", "id": f"{(a[4] << 30 | a[5]):016x}",
-                      "advertisingId": str(uuid.UUID(int=a[4] << 90 | a[6] << 60 | user, version=4)) if tracking else NO_AD_ID,
+                      "advertisingId": uuid4_text(a[4] << 90 | a[6] << 60 | user) if tracking else NO_AD_ID,
                       "adTrackingEnabled": tracking, "manufacturer": maker, "model": model, "name": name}  # fmt: skip
             os = {"name": "Android", "version": ANDROID_VERSIONS[a[2] % len(ANDROID_VERSIONS)]}
         wifi = a[6] % 100 < 60
@@ -205,26 +226,85 @@ class Population:
             "timezone": timezone,
         }
 
+    def warm(self, limit: int) -> None:
+        """Encode the tails of the `limit` most active users now, at start-up, not on their first message.
+
+        Users are numbered by activity rank (user 0 is the most active), so a few thousand cover most
+        messages; the rest are encoded when first seen, which keeps start-up short for big populations.
+        """
+        for user in range(min(limit, self.count)):
+            self.tail(user)
+
+    def _context_key(self, user: int) -> int:
+        """Users with equal keys have equal contexts: browsers share theirs, devices have their own."""
+        if self.kind == "mobile":
+            return user
+        if self.kind == "web":
+            a = self._attrs[user]  # the locale, the browser and the campaign (or none) make the context
+            campaign = a[7] % len(CAMPAIGNS) if a[7] % 100 < 15 else len(CAMPAIGNS)
+            return (a[0] % len(LOCALES) * len(BROWSER_AGENTS) + self.agent_index[user]) * (
+                len(CAMPAIGNS) + 1
+            ) + campaign
+        return 0  # server libraries: the library only; direct HTTP callers: none
+
     def tail(self, user: int) -> bytes:
         """Encoded `,"anonymousId":..,"userId":..,"context":{..}` for this user now.
 
         For the browser the context is left open after `"page":` so the event's page can follow;
-        everywhere else the bytes end after `"integrations":{}`.
+        everywhere else the bytes end after `"integrations":{}}`, closing the message. The ids part
+        changes when the user logs in; the context part is encoded once per user.
         """
         cached = self.tails.get(user)
         if cached is not None:
             return cached
-        ids: dict[str, Any] = {}
-        server_side = self.kind in ("server", "http")
-        if not (server_side and self.identified[user]):
-            ids["anonymousId"] = self.anonymous_id(user)
-        if self.identified[user]:
-            ids["userId"] = self.user_id(user)
-        encoded = orjson.dumps(ids)[1:-1]
-        context = orjson.dumps(self.context(user))
-        if self.kind == "web":
-            out = b"," + encoded + b',"context":' + context[:-1] + b',"page":'
+        context = self._contexts.get(self._context_key(user))
+        if context is None:
+            encoded = orjson.dumps(self.context(user))
+            if self.kind == "web":
+                context = b',"context":' + encoded[:-1] + b',"page":'
+            else:
+                context = b',"context":' + encoded + b',"integrations":{}}'
+            self._contexts[self._context_key(user)] = context
+        # both ids are ASCII letters, digits and dashes: written as orjson would, without the dict
+        if not self.identified[user]:
+            ids = b',"anonymousId":"%s"' % self._anon_ids[user].encode()
+        elif self._server_side:
+            ids = b',"userId":"%s"' % self.user_id(user).encode()
         else:
-            out = b"," + encoded + b',"context":' + context + b',"integrations":{}'
+            ids = b',"anonymousId":"%s","userId":"%s"' % (
+                self._anon_ids[user].encode(),
+                self.user_id(user).encode(),
+            )
+        out = ids + context
         self.tails[user] = out
         return out
+
+
+def uuid4_text(value: int) -> str:
+    """`str(uuid.UUID(int=value, version=4))` without the UUID object (a device's id, once per user)."""
+    if not 0 <= value < 1 << 128:
+        raise ValueError(f"UUID int {value} is outside 0..2**128-1")
+    value = (value & ~(0xC000 << 48) | 0x8000 << 48) & ~(0xF000 << 64) | 4 << 76
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def uuid4_texts(raw: bytes) -> list[str]:
+    """Version-4 UUID texts of consecutive 16-byte slices of `raw`, as `uuid.UUID(bytes=.., version=4)`.
+
+    Made in one numpy pass because a population needs one per user and `uuid.UUID` costs a
+    Python object per id.
+    """
+    octets = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 16).copy()
+    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
+    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = np.empty((len(octets), 32), dtype=np.uint8)
+    hexed[:, 0::2] = _HEX[octets >> 4]
+    hexed[:, 1::2] = _HEX[octets & 0x0F]
+    text = np.full((len(octets), 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_HEX_COLUMNS] = hexed
+    return np.frombuffer(text.tobytes(), dtype="S36").astype("U36").tolist()
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_UUID_HEX_COLUMNS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])

@@ -5,9 +5,12 @@ the library gzips) as the source's client library would send it: its path, heade
 size and messageId format, messages from the source's own users in believable sessions. It may
 instead hand out a due duplicate re-send, a bad-input case or a replay batch, per the profile.
 
-The per-message work is joining pre-encoded byte strings (event bodies encoded at start-up,
-per-user ids and context encoded once, ids and timestamps from caches) with random choices drawn
-from numpy in bulk; see bench/generator.py for the figures.
+The per-message work is one join of six pre-encoded byte strings (event bodies encoded at start-up,
+per-user ids and context encoded once, the most active users' at start-up, messageId halves and
+timestamps from caches) with random choices drawn from numpy in bulk. What every request of one
+millisecond shares (the UUID's first half, sentAt, a body's closing bytes) is built once per
+millisecond, and each source kind has its own request builder (browser, batching library, direct
+HTTP caller), so a request costs a few Python calls; see bench/generator.py for the figures.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import base64
 import hashlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,7 +27,7 @@ import orjson
 
 from loadgen.bad_inputs import CASES, basic_auth, build_bad_request
 from loadgen.duplicates import DuplicatePlan
-from loadgen.encoding import MS3, IdEncoder, TimestampCache, gzip_bytes
+from loadgen.encoding import MS3, IdEncoder, TimestampCache, gzip_bytes, gzip_function
 from loadgen.events import CATALOGS, PAGES, SCREENS
 from loadgen.ids import IdStyle
 from loadgen.libraries import LIBRARIES, SOURCE_LIBRARY, Auth, LibraryModel
@@ -37,7 +40,9 @@ IDENTIFY, TRACK, PAGE, SCREEN, GROUP, ALIAS = range(6)
 HTTP_SINGLE_CALL_SHARE = 0.7  # assumption: most direct HTTP callers post one call to /v1/<type>
 HTTP_AUTH_SHARES = ((Auth.BASIC, 0.60), (Auth.BODY, 0.25), (Auth.BEARER_AND_BODY, 0.15))  # assumption
 SESSIONS_PER_CATALOG = 256
+_NO_SESSION: Iterator[tuple[bytes, bytes]] = iter(())
 _BUFFER = 8192
+_WARM_USERS = 8192  # per source: the most active users' ids and context are encoded at start-up
 _BATCH_GUARD = MAX_MESSAGE_BYTES + 1024  # room left under the batch cap before adding a message
 _MESSAGE_BYTES_ESTIMATE = 4096  # above any pooled message; smaller batches skip the size check
 
@@ -75,13 +80,19 @@ class PreparedRequest:
 
 
 class _EventPool:
-    """Sessions of one source kind, each event encoded once: head bytes and (browser) page bytes."""
+    """Sessions of one source kind, each event encoded once: head bytes and (browser) page bytes.
+
+    A browser event's tail is its page, closing the context, then integrations and the message's
+    closing brace; other kinds' user tails close the message themselves (see Population.tail).
+    """
 
     def __init__(self, kind: str, profile: Profile, seed: int) -> None:
         rng = random.Random(f"{seed}:{kind}:events")
         self.heads: list[bytes] = []
         self.tails: list[bytes] = []
         self.sessions: dict[str, list[list[int]]] = {}
+        self.events: dict[str, list[tuple[tuple[bytes, bytes], ...]]] = {}
+        """Per catalog, each session's events as (head, tail) pairs: what a session cursor walks."""
         web = kind == "web"
         for catalog_name, share in profile.events.get(kind, {}).items():
             if not share:
@@ -95,9 +106,12 @@ class _EventPool:
                         {"type": "track", "event": event.name, "properties": event.properties}
                     )
                     self.heads.append(head[:-1])
-                    self.tails.append(page_tail(event.page or PAGES[0]) if web else b"")
+                    self.tails.append(page_tail(event.page or PAGES[0]) + b"}" if web else b"")
                 scripts.append(script)
             self.sessions[catalog_name] = scripts
+            self.events[catalog_name] = [
+                tuple((self.heads[i], self.tails[i]) for i in script) for script in scripts
+            ]
         self.catalogs = [c for c, s in profile.events.get(kind, {}).items() if s]
         weights = np.array([profile.events[kind][c] for c in self.catalogs]) if self.catalogs else np.ones(1)
         mean_len = (
@@ -111,7 +125,7 @@ class _EventPool:
         self.page_heads = [
             orjson.dumps({"type": "page", "name": p["title"], "properties": p})[:-1] for p in PAGES
         ]
-        self.page_tails = [page_tail(p) for p in PAGES]
+        self.page_tails = [page_tail(p) + b"}" for p in PAGES]
         self.screen_heads = [
             orjson.dumps({"type": "screen", "name": s, "properties": {}})[:-1] for s in SCREENS
         ]
@@ -130,9 +144,10 @@ def _single_call_path(call_type: str) -> str:
     return f"/v1/{call_type}"
 
 
+_MS3Q = [milli + b'"' for milli in MS3]  # a timestamp's milliseconds, Z and closing quote
 _BROWSER_PATHS = tuple(f"/v1/{t[0]}" for t in CALL_TYPES)
 _ACCOUNT_PAGE_TAIL = page_tail({"path": "/account", "referrer": "", "search": "", "title": "Your account",
-                                "url": "https://www.example-shop.com/account"})  # fmt: skip
+                                "url": "https://www.example-shop.com/account"}) + b"}"  # fmt: skip
 
 
 class _Source:
@@ -154,6 +169,7 @@ class _Source:
         self.pop = Population(lib, count=users, zipf_exponent=profile.zipf_exponent,
                               identified_at_start=profile.identified_at_start[self.kind], seed=gen.seed,
                               stream=gen.stream, source_index=index)  # fmt: skip
+        self.pop.warm(_WARM_USERS)
         self.events = gen.event_pool(self.kind)
         mix = profile.call_types[self.kind]
         self.type_p = np.array([mix.get(t, 0.0) for t in CALL_TYPES])
@@ -161,22 +177,47 @@ class _Source:
         interval = lib.flush_interval_s if lib.flush_interval_s > 0 else 0.1
         self.fill_lambda = self.rate * interval + (1.0 if lib.flush_interval_s == 0 else 0.0)
         self.batch_guard = min(lib.max_batch_bytes, MAX_BATCH_BYTES) - _BATCH_GUARD
-        self.cursors: dict[int, list] = {}
+        self.cursors: dict[int, Iterator[tuple[bytes, bytes]]] = {}
         self.identify_heads: dict[int, bytes] = {}
         self.headers_by_auth = {auth: self._headers(auth) for auth in Auth}
         self.shapes = {auth: (self.headers_by_auth[auth], self.body_key(auth, write_key)) for auth in Auth}
         self.agent_per_user = self.web or lib.name == "analytics-ios"
         self.agent_headers: dict[tuple[Auth, str], dict[str, str]] = {}
         self.single_calls = self.web or self.kind == "http"
+        self.batches = lib.batches
         self.batch_path = lib.path if lib.batches else "/v1/batch"
         self.gzip_level = profile.gzip_level
         self.gzip_engine = profile.gzip_engine
+        self.gzip = gzip_function(profile.gzip_level, profile.gzip_engine)
+        self.group_heads: dict[int, bytes] = {}
+        self.alias_heads: dict[int, bytes] = {}
+        self.offsets: dict[
+            tuple[int, float], list[int]
+        ] = {}  # see build_messages  # a known user's alias (from the email)
+        self.scripts = [self.events.events[catalog] for catalog in self.events.catalogs]
+        self.id_prefixed = lib.id_style is not IdStyle.PLAIN
+        self.id_opening = b',"messageId":"' + (
+            lib.id_style.value.encode() + b"-%d-" if self.id_prefixed else b""
+        )
+        self.close_start = b',"sentAt":"' if self.web else b'],"sentAt":"'
+        self.close_end = b'"' + self.shapes[lib.auth][1] + b"}"
+        self.ids = gen.ids
+        self.stamps = gen.timestamps.stamps  # cleared in place when full, never replaced
+        self.event_headers = self.headers_by_auth[lib.auth]
+        self.retry_count_header = lib.retry.retry_count_header
+        self.user_headers: dict[int, dict[str, str]] = {}
         self.last_ms = -1
         self.last_id_open = self.last_close = b""
         if self.web:  # one header set per browser the population uses
             self.browser_headers = [
                 dict(self.headers_by_auth[Auth.BODY], **{"User-Agent": agent}) for agent in BROWSER_AGENTS
             ]
+            self.headers_of_user = [self.browser_headers[agent] for agent in self.pop.agent_index]
+            self.event_request: Callable[[int], PreparedRequest] = self.browser_request
+        elif self.kind == "http":
+            self.event_request = self.http_request
+        else:
+            self.event_request = self.batch_request
         self._refill()
 
     # request shape -----------------------------------------------------------------------------
@@ -221,7 +262,7 @@ class _Source:
     def _refill(self) -> None:
         rng = self.rng
         self.types = rng.choice(6, size=_BUFFER, p=self.type_p).tolist()
-        self.users = np.searchsorted(self.pop.cdf, rng.random(_BUFFER)).tolist()
+        self.users = self.pop.users_at(rng.random(_BUFFER)).tolist()
         n_catalogs = max(1, len(self.events.catalogs))
         self.catalog_draws = rng.choice(n_catalogs, size=_BUFFER, p=self.events.catalog_p).tolist()
         self.picks = rng.integers(0, 1 << 30, size=_BUFFER).tolist()
@@ -259,58 +300,71 @@ class _Source:
         """`count` messages (fewer if the batch cap is reached): (messages, first seq, user, types).
 
         Message i's event time is end_ms - step_ms * (count - 1 - i): queued events, oldest first.
-        This loop is the generator's hot path: it only joins pre-encoded bytes.
+        This loop is the generator's hot path: it only joins six pre-encoded byte strings a message
+        (event head, id opening, seq half with the timestamp key, timestamp, user tail, event tail).
         """
         gen = self.gen
         pop = self.pop
         events = self.events
-        seconds = gen.timestamps.seconds
-        ms3 = MS3
+        stamps = self.stamps
+        stamp = gen.timestamps.stamp
         start = gen.next_seq
-        tails = gen.ids.tails(start, count)
-        id_open = b',"messageId":"' + gen.ids.head(self.library.id_style, sent_ms)
+        id_parts = self.ids.tails(start, count)
+        if sent_ms != self.last_ms:
+            self._at_ms(sent_ms)
+        id_open = self.last_id_open
         if self.pos + count + 1 > _BUFFER:
             self._refill()
         pos = self.pos
         self.pos = pos + count
         types, users, picks = self.types, self.users, self.picks
-        heads, etails, cursors = events.heads, events.tails, self.cursors
+        cursors = self.cursors
         user = users[pos]
-        tail = pop.tail(user)
         user_tails = pop.tails
+        tail = user_tails.get(user) or pop.tail(user)
         messages: list[bytes] = []
         append = messages.append
+        join = b"".join
         size = 0
         guard = MAX_BATCH_BYTES - _BATCH_GUARD if bulk else self.batch_guard
         guarded = count * _MESSAGE_BYTES_ESTIMATE > guard
         page_heads, page_tails, screen_heads = events.page_heads, events.page_tails, events.screen_heads
-        for i in range(count):
-            p = pos + i
+        identity_tail = _ACCOUNT_PAGE_TAIL if self.web else b""
+        last = count - 1
+        # each message's distance back from end_ms; a full batch's step depends on its size alone
+        back = self.offsets.get((count, step_ms))
+        if back is None:
+            if len(self.offsets) > 1024:
+                self.offsets.clear()
+            back = self.offsets[(count, step_ms)] = [int(step_ms * k) for k in range(last, -1, -1)]
+        if step_ms >= 1.0:  # events seconds apart (mobile queues, replay): a cache would rarely hit
+            seconds, second, ms3q = gen.timestamps.seconds, gen.timestamps.second, _MS3Q
+            when = [
+                (seconds.get(sec := (ms := end_ms - off) // 1000) or second(sec)) + ms3q[ms % 1000]
+                for off in back
+            ]
+        else:
+            when = [stamps.get(ms) or stamp(ms) for ms in [end_ms - off for off in back]]
+        n_screens, n_pages = len(screen_heads), len(page_heads)
+        end = pos + count
+        for t, each_user, pick, id_part, at in zip(
+            types[pos:end], users[pos:end], picks[pos:end], id_parts, when, strict=True
+        ):
             if per_message_users:
-                user = users[p]
+                user = each_user
                 tail = user_tails.get(user) or pop.tail(user)
-            t = types[p]
-            if t == TRACK:
-                cursor = cursors.get(user)
-                if cursor is None or cursor[1] >= len(cursor[0]):
-                    cursor = self._new_session(user, picks[p])
-                index = cursor[0][cursor[1]]
-                cursor[1] += 1
-                head, etail = heads[index], etails[index]
-            elif t == PAGE:
-                k = picks[p] % len(page_heads)
-                head, etail = page_heads[k], page_tails[k]
+            if t == TRACK:  # the user's session goes on, or a new one starts
+                head, etail = next(cursors.get(user, _NO_SESSION), None) or self._new_session(user, pick)
             elif t == SCREEN:
-                head, etail = screen_heads[picks[p] % len(screen_heads)], b""
+                head, etail = screen_heads[pick % n_screens], b""
+            elif t == PAGE:
+                k = pick % n_pages
+                head, etail = page_heads[k], page_tails[k]
             else:
                 head = self._identity_call(t, user)
-                etail = _ACCOUNT_PAGE_TAIL if self.web else b""
-                tail = pop.tail(user)
-            second, milli = divmod(end_ms - int(step_ms * (count - 1 - i)), 1000)
-            message = b"".join(
-                (head, id_open, tails[i], b'","timestamp":"', seconds.get(second) or gen.timestamps.second(second),
-                 ms3[milli], b'"', tail, etail, b"}")
-            )  # fmt: skip
+                etail = identity_tail
+                tail = user_tails.get(user) or pop.tail(user)  # logging in drops the cached tail
+            message = join((head, id_open, id_part, at, tail, etail))
             append(message)
             if guarded:
                 size += len(message) + 1
@@ -320,29 +374,39 @@ class _Source:
         gen.next_seq = start + len(messages)
         return messages, start, user, kinds
 
-    def _new_session(self, user: int, pick: int) -> list:
-        events = self.events
-        catalog = events.catalogs[self.catalog_draws[pick % _BUFFER]]
-        scripts = events.sessions[catalog]
-        cursor = [scripts[(pick >> 13) % len(scripts)], 0]
+    def _new_session(self, user: int, pick: int) -> tuple[bytes, bytes]:
+        """Start the user's next session; its first event's (head, tail)."""
+        scripts = self.scripts[self.catalog_draws[pick % _BUFFER]]
+        cursor = iter(scripts[(pick >> 13) % len(scripts)])
         self.cursors[user] = cursor
-        return cursor
+        return next(cursor)
 
     def _identity_call(self, t: int, user: int) -> bytes:
         pop = self.pop
         if t == IDENTIFY:
-            pop.log_in(user)
+            if not pop.identified[user]:
+                pop.log_in(user)
             head = self.identify_heads.get(user)
             if head is None:
                 head = orjson.dumps({"type": "identify", "traits": pop.traits(user)})[:-1]
                 self.identify_heads[user] = head
             return head
         if t == GROUP:
-            group_id, traits = pop.group(user)
-            return orjson.dumps({"type": "group", "groupId": group_id, "traits": traits})[:-1]
+            head = self.group_heads.get(user)
+            if head is None:
+                group_id, traits = pop.group(user)
+                head = orjson.dumps({"type": "group", "groupId": group_id, "traits": traits})[:-1]
+                self.group_heads[user] = head
+            return head
         # alias: an anonymous visitor who registers links the anonymousId; a known user an old id
-        previous = pop.anonymous_id(user) if pop.log_in(user) else pop.email(user)
-        return orjson.dumps({"type": "alias", "previousId": previous})[:-1]
+        if pop.log_in(user):
+            return orjson.dumps({"type": "alias", "previousId": pop.anonymous_id(user)})[:-1]
+        head = self.alias_heads.get(user)
+        if head is None:
+            head = self.alias_heads[user] = orjson.dumps({"type": "alias", "previousId": pop.email(user)})[
+                :-1
+            ]
+        return head
 
     # timing --------------------------------------------------------------------------------------
 
@@ -350,7 +414,7 @@ class _Source:
         """(end_ms, step_ms) for a request sent now: queued events spread back over the flush window."""
         lib = self.library
         r = self.r.random()
-        if not lib.batches:
+        if not self.batches:
             return sent_ms - 2 - int(r * 40), 0.0
         if self.kind == "mobile":
             profile = self.gen.profile
@@ -365,6 +429,94 @@ class _Source:
         return sent_ms - int(last), span / count
 
     # requests ----------------------------------------------------------------------------------
+
+    def _at_ms(self, sent_ms: int) -> None:
+        """Cache what this source's requests built in one millisecond share: id opening, body close."""
+        gen = self.gen
+        if gen.ms != sent_ms:
+            gen.at_ms(sent_ms)
+        self.last_ms = sent_ms
+        opening = self.id_opening
+        self.last_id_open = (opening % sent_ms if self.id_prefixed else opening) + gen.ms_half
+        self.last_close = self.close_start + gen.sent_at + self.close_end
+
+    def batch_request(self, sent_ms: int) -> PreparedRequest:
+        """Live events of a batching library (mobile, server) as one POST of its batch endpoint."""
+        if self.pos >= _BUFFER:
+            self._refill()
+        count = self.counts[self.pos]
+        end_ms, step_ms = self.live_event_times(sent_ms, count)
+        messages, start, user, _ = self.build_messages(
+            count, sent_ms, end_ms, step_ms, self.per_message_users
+        )
+        body = b"".join((b'{"batch":[', b",".join(messages), self.last_close))  # build_messages set it
+        lib = self.library
+        if lib.gzip:
+            body = self.gzip(body)
+        headers = self.user_headers.get(user) if self.agent_per_user else self.event_headers
+        if headers is None:
+            headers = self.user_headers[user] = self.agent_headers_for(lib.auth, user, False)
+        n = len(messages)
+        return PreparedRequest(self.name, lib.name, "POST", self.batch_path, headers.copy(), body,
+                               range(start, start + n), n, sent_ms, "event", None, 200, [], messages,
+                               self.retry_count_header)  # fmt: skip
+
+    def http_request(self, sent_ms: int) -> PreparedRequest:
+        """Live events of a direct HTTP API caller: a single call or a batch, with its own auth."""
+        if self.pos >= _BUFFER:
+            self._refill()
+        count = self.counts[self.pos]
+        end_ms, step_ms = self.live_event_times(sent_ms, count)
+        messages, start, user, kinds = self.build_messages(count, sent_ms, end_ms, step_ms, True)
+        path, headers, body = self.assemble(messages, kinds, user, sent_ms)
+        n = len(messages)
+        return PreparedRequest(self.name, self.library.name, "POST", path, headers, body, range(start, start + n), n,
+                               sent_ms, "event", None, 200, [], messages, self.retry_count_header)  # fmt: skip
+
+    def browser_request(self, sent_ms: int) -> PreparedRequest:
+        """analytics.js: one event per request, built inline (most requests of a run take this path)."""
+        pos = self.pos
+        if pos + 2 > _BUFFER:
+            self._refill()
+            pos = 0
+        self.pos = pos + 1
+        user, t, pick = self.users[pos], self.types[pos], self.picks[pos]
+        events = self.events
+        if t == TRACK:
+            head, etail = next(self.cursors.get(user, _NO_SESSION), None) or self._new_session(user, pick)
+        elif t == PAGE:
+            k = pick % len(events.page_heads)
+            head, etail = events.page_heads[k], events.page_tails[k]
+        else:
+            head, etail = self._identity_call(t, user), _ACCOUNT_PAGE_TAIL
+        pop = self.pop
+        tail = pop.tails.get(user) or pop.tail(user)
+        gen = self.gen
+        seq = gen.next_seq
+        gen.next_seq = seq + 1
+        ids = self.ids
+        id_part = (
+            ids.block[seq - ids.block_start] if ids.block_start <= seq < ids.block_end else ids.tail(seq)
+        )
+        if sent_ms != self.last_ms:  # many requests share a millisecond: their id opening and sentAt too
+            self._at_ms(sent_ms)
+        ms = sent_ms - 2 - pick % 40
+        message = b"".join(
+            (head, self.last_id_open, id_part, self.stamps.get(ms) or gen.timestamps.stamp(ms), tail, etail)
+        )
+        return PreparedRequest(self.name, "analytics.js", "POST", _BROWSER_PATHS[t],
+                               self.headers_of_user[user].copy(), message[:-1] + self.last_close,
+                               range(seq, seq + 1), 1, sent_ms, "event", None, 200, [], [message], None)  # fmt: skip
+
+    def agent_headers_for(self, auth: Auth, user: int, bulk: bool) -> dict[str, str]:
+        """The headers of `auth` with the user's own User-Agent (browser, iOS), shared per agent."""
+        agent = self.pop.user_agent(user)
+        cached = self.agent_headers.get((auth, agent))
+        if cached is None:
+            cached = self.agent_headers[(auth, agent)] = dict(self.shapes[auth][0], **{"User-Agent": agent})
+            if bulk and self.web:
+                cached["Content-Type"] = "application/json"
+        return cached
 
     def assemble(
         self, messages: list[bytes], kinds: list[int], user: int, sent_ms: int, *, bulk: bool = False
@@ -386,13 +538,7 @@ class _Source:
         if lib.gzip:
             body = gzip_bytes(body, self.gzip_level, self.gzip_engine)
         if self.agent_per_user:
-            agent = self.pop.user_agent(user)
-            cached = self.agent_headers.get((auth, agent))
-            if cached is None:
-                cached = self.agent_headers[(auth, agent)] = dict(headers, **{"User-Agent": agent})
-                if bulk and self.web:
-                    cached["Content-Type"] = "application/json"
-            headers = cached
+            headers = self.agent_headers_for(auth, user, bulk)
         return path, headers.copy(), body
 
 
@@ -420,6 +566,8 @@ class TrafficGenerator:
         self.next_seq = 0
         self.ids = IdEncoder(run, stream)
         self.timestamps = TimestampCache()
+        self.ms = -1
+        self.ms_half = self.sent_at = b""
         self._pools: dict[str, _EventPool] = {}
         self._sources = {
             name: _Source(self, name, index, share, write_keys[name])
@@ -465,7 +613,7 @@ class TrafficGenerator:
                 case = self._r.choices(self._bad_names, self._bad_weights)[0]
                 return self.bad_request(source, case, sent_ms=sent_ms)
             return self._replay_request(src, sent_ms)
-        return self._event_request(src, sent_ms)
+        return src.event_request(sent_ms)
 
     def on_answer(self, req: PreparedRequest, status: int | None, accepted_seqs=None) -> None:
         """The ingest's answer to `req` (None: no answer), so accepted messages can be re-sent later."""
@@ -480,6 +628,12 @@ class TrafficGenerator:
 
     # builders ------------------------------------------------------------------------------------
 
+    def at_ms(self, sent_ms: int) -> None:
+        """What every request built in millisecond `sent_ms` shares: the UUID's first half, sentAt."""
+        self.ms = sent_ms
+        self.ms_half = self.ids.ms_half(sent_ms)
+        self.sent_at = self.timestamps.encode(sent_ms)
+
     def event_pool(self, kind: str) -> _EventPool:
         pool = self._pools.get(kind)
         if pool is None:
@@ -493,65 +647,6 @@ class TrafficGenerator:
             raise KeyError(
                 f"unknown source {source!r}; this profile has {', '.join(self._sources)}"
             ) from None
-
-    def _event_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
-        if src.web:
-            return self._browser_request(src, sent_ms)
-        if src.pos >= _BUFFER:
-            src._refill()
-        count = src.counts[src.pos]
-        end_ms, step_ms = src.live_event_times(sent_ms, count)
-        messages, start, user, kinds = src.build_messages(
-            count, sent_ms, end_ms, step_ms, src.per_message_users
-        )
-        path, headers, body = src.assemble(messages, kinds, user, sent_ms)
-        n = len(messages)
-        return PreparedRequest(src.name, src.library.name, "POST", path, headers, body, range(start, start + n), n,
-                               sent_ms, "event", None, 200, [], messages, src.library.retry.retry_count_header)  # fmt: skip
-
-    def _browser_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
-        """analytics.js: one event per request, built inline (a third of all traffic takes this path)."""
-        pos = src.pos
-        if pos + 2 > _BUFFER:
-            src._refill()
-            pos = 0
-        src.pos = pos + 1
-        user, t, pick = src.users[pos], src.types[pos], src.picks[pos]
-        pop = src.pop
-        if t == TRACK:
-            cursor = src.cursors.get(user)
-            if cursor is None or cursor[1] >= len(cursor[0]):
-                cursor = src._new_session(user, pick)
-            index = cursor[0][cursor[1]]
-            cursor[1] += 1
-            head, etail = src.events.heads[index], src.events.tails[index]
-        elif t == PAGE:
-            k = pick % len(src.events.page_heads)
-            head, etail = src.events.page_heads[k], src.events.page_tails[k]
-        else:
-            head, etail = src._identity_call(t, user), _ACCOUNT_PAGE_TAIL
-        tail = pop.tails.get(user) or pop.tail(user)
-        seq = self.next_seq
-        self.next_seq = seq + 1
-        ids = self.ids
-        offset = seq - ids.block_start
-        id_tail = ids.block[offset] if 0 <= offset < len(ids.block) else ids.tails(seq, 1)[0]
-        if sent_ms != src.last_ms:  # many requests share a millisecond: their id head and sentAt too
-            src.last_ms = sent_ms
-            src.last_id_open = b',"messageId":"' + ids.head(IdStyle.AJS_NEXT, sent_ms)
-            src.last_close = (
-                b',"sentAt":"' + self.timestamps.encode(sent_ms) + b'"' + src.shapes[Auth.BODY][1] + b"}"
-            )
-        timestamps = self.timestamps
-        second, milli = divmod(sent_ms - 2 - pick % 40, 1000)
-        message = b"".join(
-            (head, src.last_id_open, id_tail, b'","timestamp":"', timestamps.seconds.get(second)
-             or timestamps.second(second), MS3[milli], b'"', tail, etail, b"}")
-        )  # fmt: skip
-        headers = src.browser_headers[pop.agent_index[user]]
-        return PreparedRequest(src.name, "analytics.js", "POST", _BROWSER_PATHS[t], headers.copy(),
-                               message[:-1] + src.last_close, range(seq, seq + 1), 1, sent_ms, "event", None, 200,
-                               [], [message], None)  # fmt: skip
 
     def _replay_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
         low, high = self.profile.replay_age_days
