@@ -93,11 +93,12 @@ class Controller:
             # Let a request in flight at the end finish and reach the ledger instead of being killed.
             self.environment.stop_timeout = GRACEFUL_STOP_SECONDS
         log.info(
-            "run %s: %s msg/s %s to %s, monitor %s",
+            "run %s (monitor run %d): %s msg/s %s to %s, monitor %s",
             run_name,
+            self.wiring.run,
             f"{options.target_rate:g}",
             options.load_shape,
-            "the bundled sandbox" if self.stack else options.host,
+            f"the bundled sandbox at {options.host}" if self.stack else options.host,
             monitor_url or "none",
         )
 

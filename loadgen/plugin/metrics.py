@@ -19,10 +19,13 @@ from loadgen.plugin.stats import LoadStats
 class LoadCollector(Collector):
     """Reads the master's merged `LoadStats` at scrape time."""
 
-    def __init__(self, stats: LoadStats, workers: Callable[[], int], users: Callable[[], int]) -> None:
+    def __init__(
+        self, stats: LoadStats, workers: Callable[[], int], users: Callable[[], int], run: tuple[int, str]
+    ) -> None:
         self.stats = stats
         self.workers = workers
         self.users = users
+        self.run = run
 
     def collect(self) -> Iterator[Metric]:
         s = self.stats
@@ -75,6 +78,13 @@ class LoadCollector(Collector):
             latency.add_metric([library, kind], histogram.prometheus_buckets(), histogram.total)
         yield latency
 
+        run_info = GaugeMetricFamily(
+            "loadgen_run_info",
+            "The run this load generator sends (run is the monitor's run label)",
+            labels=["run", "name"],
+        )
+        run_info.add_metric([str(self.run[0]), self.run[1]], 1)
+        yield run_info
         yield GaugeMetricFamily(
             "loadgen_workers", "Worker processes (streams) connected", value=self.workers()
         )

@@ -86,6 +86,7 @@ def _registry(environment: Environment, controller: Controller):
             controller.stats,
             workers=lambda: runner.worker_count if isinstance(runner, MasterRunner) else 1,
             users=lambda: runner.user_count,
+            run=(controller.wiring.run, controller.wiring.run_name),
         )
     )
 
