@@ -52,7 +52,9 @@ class MonitorClient:
         try:
             return response.json()
         except ValueError:
-            raise MonitorError(f"{response.request.url} answered {response.status_code} without JSON") from None
+            raise MonitorError(
+                f"{response.request.url} answered {response.status_code} without JSON"
+            ) from None
 
     def post_ledger(self, delta: LedgerDelta) -> None:
         """Send one ledger delta (`POST /api/ledger`)."""

@@ -32,7 +32,9 @@ def test_shape_duration_comes_from_run_time_or_the_shape():
 
 
 def test_plan_sizes_users_for_the_peak_request_rate():
-    plan = plan_sources({"web": 0.5, "java": 0.5, "off": 0.0}, {"web": 1.0, "java": 250.0, "off": 1.0}, 10_000)
+    plan = plan_sources(
+        {"web": 0.5, "java": 0.5, "off": 0.0}, {"web": 1.0, "java": 250.0, "off": 1.0}, 10_000
+    )
     assert set(plan) == {"web", "java"}
     assert plan["web"].users == math.ceil(5000 * 0.1)  # 5,000 requests/s with a 0.1 s latency budget
     assert plan["java"].users == 2  # 20 requests/s: the minimum pool
@@ -83,7 +85,8 @@ def test_latency_histogram_quantiles_and_prometheus_buckets():
 
 
 @pytest.mark.parametrize(
-    ("status", "label"), [(200, "2xx"), (204, "2xx"), (400, "4xx"), (429, "429"), (503, "5xx"), (None, "error")]
+    ("status", "label"),
+    [(200, "2xx"), (204, "2xx"), (400, "4xx"), (429, "429"), (503, "5xx"), (None, "error")],
 )
 def test_status_classes_are_bounded(status, label):
     assert status_class(status) == label
