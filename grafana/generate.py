@@ -295,6 +295,12 @@ def load_dashboard() -> dict:
             "replay: historical traffic; bad: the bad-input catalogue.",
         ),
         timeseries(
+            "Messages/s by call type",
+            [target(f"sum by (type) (rate(loadgen_calls_total{{{sel}}}{RATE}))", "{{type}}")],
+            description="New messages (live events and replay) by Segment call: track, identify, page, "
+            "screen, group, alias.",
+        ),
+        timeseries(
             "Requests/s by status class",
             [
                 target(

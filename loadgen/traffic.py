@@ -19,7 +19,7 @@ import base64
 import hashlib
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -37,6 +37,7 @@ from loadgen.validate import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 IDENTIFY, TRACK, PAGE, SCREEN, GROUP, ALIAS = range(6)
+_ONE_CALL_TYPE = tuple((t,) for t in range(len(CALL_TYPES)))  # a browser request's one message, shared
 HTTP_SINGLE_CALL_SHARE = 0.7  # assumption: most direct HTTP callers post one call to /v1/<type>
 HTTP_AUTH_SHARES = ((Auth.BASIC, 0.60), (Auth.BODY, 0.25), (Auth.BEARER_AND_BODY, 0.15))  # assumption
 SESSIONS_PER_CATALOG = 256
@@ -70,6 +71,7 @@ class PreparedRequest:
     rejected_seqs: list[int] = field(default_factory=list)
     messages: list[bytes] | None = field(default=None, repr=False)  # each message's JSON (duplicate plan)
     retry_count_header: str | None = field(default=None, repr=False)
+    call_types: Sequence[int] = field(default=(), repr=False)  # CALL_TYPES index of each new message
 
     def for_retry(self, attempt: int) -> PreparedRequest:
         """The same body (same messageIds) as the library re-sends it on retry number `attempt`."""
@@ -446,7 +448,7 @@ class _Source:
             self._refill()
         count = self.counts[self.pos]
         end_ms, step_ms = self.live_event_times(sent_ms, count)
-        messages, start, user, _ = self.build_messages(
+        messages, start, user, kinds = self.build_messages(
             count, sent_ms, end_ms, step_ms, self.per_message_users
         )
         body = b"".join((b'{"batch":[', b",".join(messages), self.last_close))  # build_messages set it
@@ -459,7 +461,7 @@ class _Source:
         n = len(messages)
         return PreparedRequest(self.name, lib.name, "POST", self.batch_path, headers.copy(), body,
                                range(start, start + n), n, sent_ms, "event", None, 200, [], messages,
-                               self.retry_count_header)  # fmt: skip
+                               self.retry_count_header, kinds)  # fmt: skip
 
     def http_request(self, sent_ms: int) -> PreparedRequest:
         """Live events of a direct HTTP API caller: a single call or a batch, with its own auth."""
@@ -471,7 +473,8 @@ class _Source:
         path, headers, body = self.assemble(messages, kinds, user, sent_ms)
         n = len(messages)
         return PreparedRequest(self.name, self.library.name, "POST", path, headers, body, range(start, start + n), n,
-                               sent_ms, "event", None, 200, [], messages, self.retry_count_header)  # fmt: skip
+                               sent_ms, "event", None, 200, [], messages, self.retry_count_header,
+                               kinds)  # fmt: skip
 
     def browser_request(self, sent_ms: int) -> PreparedRequest:
         """analytics.js: one event per request, built inline (most requests of a run take this path)."""
@@ -506,7 +509,8 @@ class _Source:
         )
         return PreparedRequest(self.name, "analytics.js", "POST", _BROWSER_PATHS[t],
                                self.headers_of_user[user].copy(), message[:-1] + self.last_close,
-                               range(seq, seq + 1), 1, sent_ms, "event", None, 200, [], [message], None)  # fmt: skip
+                               range(seq, seq + 1), 1, sent_ms, "event", None, 200, [], [message], None,
+                               _ONE_CALL_TYPE[t])  # fmt: skip
 
     def agent_headers_for(self, auth: Auth, user: int, bulk: bool) -> dict[str, str]:
         """The headers of `auth` with the user's own User-Agent (browser, iOS), shared per agent."""
@@ -658,7 +662,7 @@ class TrafficGenerator:
         path, headers, body = src.assemble(messages, kinds, user, sent_ms, bulk=True)
         return PreparedRequest(src.name, src.library.name, "POST", path, headers, body,
                                range(start, start + len(messages)), len(messages), sent_ms, kind="replay",
-                               messages=messages)  # fmt: skip
+                               messages=messages, call_types=kinds)  # fmt: skip
 
     def _duplicate_request(self, src: _Source, sent_ms: int) -> PreparedRequest:
         limit = src.library.flush_at if src.library.batches else 1

@@ -14,6 +14,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from loadgen.plugin.stats import LoadStats
+from loadgen.traffic import CALL_TYPES
 
 
 class LoadCollector(Collector):
@@ -35,6 +36,13 @@ class LoadCollector(Collector):
         for (source, library, kind), value in s.messages.items():
             messages.add_metric([source, library, kind], value)
         yield messages
+
+        calls = CounterMetricFamily(
+            "loadgen_calls", "New messages sent, by call type", labels=["source", "library", "type"]
+        )
+        for (source, library, call_type), value in s.call_types.items():
+            calls.add_metric([source, library, CALL_TYPES[call_type]], value)
+        yield calls
 
         sent_bytes = CounterMetricFamily(
             "loadgen_sent_bytes", "Request body bytes sent", labels=["source", "library"]

@@ -10,7 +10,8 @@ quantiles are accurate to ~4% and the exported histogram loses nothing.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,7 @@ class LoadStats:
         self.retries: dict[tuple[str, str], int] = defaultdict(int)
         self.missed: dict[str, int] = defaultdict(int)
         self.accepted: dict[str, int] = defaultdict(int)
+        self.call_types: dict[tuple[str, str, int], int] = defaultdict(int)
         self.bad_inputs: dict[tuple[str, str], int] = defaultdict(int)
         self.latency: dict[tuple[str, str], LatencyHistogram] = defaultdict(LatencyHistogram)
 
@@ -105,6 +107,11 @@ class LoadStats:
         self.requests[source, library, status_class(status)] += 1
         self.latency[library, "measured"].observe(measured)
         self.latency[library, "corrected"].observe(corrected)
+
+    def record_call_types(self, source: str, library: str, call_types: Sequence[int]) -> None:
+        """New messages by call type (indexes into loadgen.traffic.CALL_TYPES)."""
+        for call_type, count in Counter(call_types).items():
+            self.call_types[source, library, call_type] += count
 
     def record_retry(self, source: str, library: str) -> None:
         self.retries[source, library] += 1
@@ -128,6 +135,7 @@ class LoadStats:
             "retries": [[*k, v] for k, v in self.retries.items()],
             "missed": [[k, v] for k, v in self.missed.items()],
             "accepted": [[k, v] for k, v in self.accepted.items()],
+            "call_types": [[*k, v] for k, v in self.call_types.items()],
             "bad_inputs": [[*k, v] for k, v in self.bad_inputs.items()],
             "latency": [[*k, h.counts.tolist(), h.total] for k, h in self.latency.items()],
         }
@@ -135,7 +143,7 @@ class LoadStats:
         return snapshot
 
     def merge(self, snapshot: dict[str, Any]) -> None:
-        for name in ("messages", "bytes", "requests", "retries", "bad_inputs"):
+        for name in ("messages", "bytes", "requests", "retries", "bad_inputs", "call_types"):
             table = getattr(self, name)
             for *key, value in snapshot.get(name, []):
                 table[tuple(key)] += value

@@ -82,6 +82,8 @@ class SourceUser(User):
         answer = self.client.send(request)
         finished = time.monotonic()
         measured = finished - started
+        if attempt == 0 and request.call_types:
+            self.stream.stats.record_call_types(request.source, request.library, request.call_types)
         self.stream.stats.record_request(
             source=request.source,
             library=request.library,

@@ -312,3 +312,18 @@ def test_replay_sends_old_events_in_bulk(make_gen, profile, decode):
         )
         assert req.sent_ms - oldest >= 86_400_000  # at least a day old
         assert req.sent_ms - oldest <= 30 * 86_400_000
+
+
+def test_each_request_names_the_call_type_of_every_new_message(profile, make_gen):
+    """`call_types` (what the load metrics count by type) matches the messages actually built."""
+    gen = make_gen()
+    seen: set[str] = set()
+    for source in profile.sources:
+        for _ in range(100):
+            request = gen.next_request(source)
+            if request.kind not in ("event", "replay"):
+                continue
+            types = [orjson.loads(message)["type"] for message in request.messages]
+            assert [CALL_TYPES[t] for t in request.call_types] == types
+            seen.update(types)
+    assert seen == set(CALL_TYPES)
