@@ -6,6 +6,8 @@ Used for the bundled sandbox and monitor, and by the tests and benchmarks that r
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -17,6 +19,44 @@ import httpx
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_command(
+    argv: list[str], *, timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> CommandResult:
+    """Run a command to its end in its own process group; on timeout stop the whole group by pid.
+
+    The group matters for commands that start servers of their own (`locust -f scenarios` starts
+    the sandbox and the monitor): a timeout must not leave them running.
+    """
+    process = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            out, err = process.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+        output = (out + err).decode(errors="replace")[-4000:]
+        raise TimeoutError(f"{argv[:4]} did not finish in {timeout}s; its output ends:\n{output}") from None
+    return CommandResult(process.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
 
 def free_port() -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,28 +113,10 @@ class Gate:
 
 def run_process(args: list[str], cwd: Path, timeout: float) -> tuple[int, str, str]:
     """A process in its own group, stopped by pid on timeout."""
-    process = subprocess.Popen(
-        args,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    result = processes.run_command(
+        args, cwd=cwd, timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)}
     )
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            out, err = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            out, err = process.communicate()
-        pytest.fail(
-            f"{args[:4]} did not finish in {timeout}s:\n{out.decode()[-3000:]}\n{err.decode()[-3000:]}"
-        )
-    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    return result.code, result.out, result.err
 
 
 @pytest.fixture

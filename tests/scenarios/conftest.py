@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from loadgen.plugin.processes import run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -33,28 +33,13 @@ class LocustRun:
 
 def run_locust(folder: Path, *args: str, timeout: float = 150.0, env: dict | None = None) -> LocustRun:
     """`locust -f scenarios --headless ARGS` in `folder`; the whole process group is stopped by pid."""
-    process = subprocess.Popen(
+    result = run_command(
         [sys.executable, "-m", "locust", "-f", str(SCENARIOS), "--headless", *args],
         cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
-        start_new_session=True,
+        timeout=timeout,
     )
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
-        pytest.fail(
-            f"locust did not finish in {timeout}s; output:\n{output.decode(errors='replace')[-3000:]}"
-        )
-    return LocustRun(process.returncode, output.decode(errors="replace"), folder)
+    return LocustRun(result.code, result.out + result.err, folder)
 
 
 @pytest.fixture
