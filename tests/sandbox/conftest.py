@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,15 +17,11 @@ import httpx
 import pytest
 import yaml
 
+from loadgen.plugin.processes import ChildServer, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 WRITE_KEYS = {"web": "key-web", "server": "key-server"}
 SECRET = "test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:
@@ -125,51 +120,28 @@ class Sandbox:
         self.config_path.write_text(yaml.safe_dump(config))
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"sandbox-{self.port}-{time.monotonic_ns()}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        argv = [sys.executable, "-m", "sandbox", "--config", str(self.config_path), "--port", str(self.port)]
+        log_path = workdir / f"sandbox-{self.port}-{time.monotonic_ns()}.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.server = ChildServer("sandbox", self.port, argv, log_path, env=env, cwd=ROOT)
         # one client for all calls: httpx.post() builds a new client (and TLS context) every time
         self.client = httpx.Client(timeout=10, trust_env=False)
 
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.server.process
+
     def start(self) -> Sandbox:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--config", str(self.config_path), "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sandbox exited early:\n{self.log_path.read_text()}")
-            try:
-                if self.client.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"sandbox did not become ready:\n{self.log_path.read_text()}")
+        self.server.start(timeout=20)
+        return self
 
     def stop(self, timeout: float = 15) -> int | None:
         """SIGTERM, wait, then SIGKILL if needed; returns the exit code."""
-        if self.proc is None:
-            return None
-        proc, self.proc = self.proc, None
         try:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            return self.server.stop(timeout)
         finally:
-            self._log.close()
             self.client.close()
             self.client = httpx.Client(timeout=10, trust_env=False)
-        return proc.returncode
 
     def post(
         self,
