@@ -33,7 +33,7 @@ def test_default_run_delivers_everything_exactly_once(locust_run):
     summary = run.summary()
     load = summary["load"]
     # Open model: the rate is the target, whatever the answers' latency (first-send messages only).
-    assert 0.85 * 1500 <= load["throughput"] <= 1.15 * 1500, load["throughput"]
+    assert 0.8 * 1500 <= load["throughput"] <= 1.15 * 1500, load["throughput"]
     assert load["requests_by_class"].get("2xx", 0) > 0
     assert set(load["by_source"]) >= {"android", "ios", "web", "node", "http"}
     for name, destination in _destinations(summary).items():
@@ -110,7 +110,7 @@ def test_two_processes_are_two_streams_with_merged_metrics(locust_run):
     for destination in _destinations(summary).values():
         assert destination["delivered_expected"] == destination["expected"] == summary["load"]["accepted"] > 0
         assert destination["lost"] == destination["duplicates"] == 0
-    assert 0.85 * 1500 <= summary["load"]["throughput"] <= 1.15 * 1500
+    assert 0.8 * 1500 <= summary["load"]["throughput"] <= 1.15 * 1500
     # Mid-run, the master's one scrape target showed both workers and their merged counts.
     assert any(point["workers"] == 2 and point["messages"] > 0 for point in scraped), scraped
     assert max(point["messages"] for point in scraped) <= summary["load"]["messages"]
