@@ -6,10 +6,12 @@ Used for the bundled sandbox and monitor, and by the tests and benchmarks that r
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,16 @@ import httpx
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+
+
+_PR_SET_PDEATHSIG = 1
+# Looked up now, in the parent: the child must not dlopen between fork and exec.
+_prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,8 @@ class ChildServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A server must not outlive whoever started it, even one killed with no chance to stop it.
+                preexec_fn=_stop_with_parent if _prctl is not None else None,
             )
         if wait:
             self.wait_ready(timeout)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from loadgen.plugin.plan import Pacer, SourceSchedule, plan_sources
 from loadgen.plugin.shapes import SHAPES, rate_at, shape_duration
 from loadgen.plugin.stats import PROMETHEUS_BUCKETS, LatencyHistogram, LoadStats, status_class
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
@@ -90,3 +98,43 @@ def test_latency_histogram_quantiles_and_prometheus_buckets():
 )
 def test_status_classes_are_bounded(status, label):
     assert status_class(status) == label
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_server_does_not_outlive_a_parent_killed_without_warning(tmp_path: Path):
+    """If Locust is killed with SIGKILL, the sandbox and monitor it started stop too."""
+    parent_script = tmp_path / "parent.py"
+    parent_script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from loadgen.plugin.processes import ChildServer, free_port\n"
+        "port = free_port()\n"
+        "argv = [sys.executable, '-m', 'harness', 'monitor', '--port', str(port)]\n"
+        f"server = ChildServer('monitor', port, argv, Path({str(tmp_path / 'monitor.log')!r})).start()\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(parent_script)], stdout=subprocess.PIPE, cwd=ROOT)
+    child = None
+    try:
+        child = int(parent.stdout.readline())
+        assert _running(child)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(child), "the server outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=10)
+        if child is not None and _running(child):
+            os.kill(child, signal.SIGKILL)
