@@ -225,6 +225,16 @@ def track(i: int, prefix: str = "m", **extra: Any) -> dict[str, Any]:
     }
 
 
+def wait_until(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll `pred` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 @pytest.fixture
 def helpers() -> Any:
     class H:
@@ -232,6 +242,7 @@ def helpers() -> Any:
         dest = staticmethod(dest)
         track = staticmethod(track)
         free_port = staticmethod(free_port)
+        wait_until = staticmethod(wait_until)
         SECRET = SECRET
         WRITE_KEYS = WRITE_KEYS
 

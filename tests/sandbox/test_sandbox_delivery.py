@@ -8,15 +8,6 @@ import json
 import time
 
 
-def wait_until(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_webhook_headers_signature_and_batches(sandbox_factory, receiver_factory, helpers):
     single, batched = receiver_factory(), receiver_factory()
     cfg = helpers.make_config(
@@ -27,7 +18,7 @@ def test_webhook_headers_signature_and_batches(sandbox_factory, receiver_factory
     )
     sb = sandbox_factory(cfg)
     assert sb.post("/v1/batch", {"batch": [helpers.track(i) for i in range(20)]}).status_code == 200
-    assert wait_until(lambda: len(single.events()) == 20 and len(batched.events()) == 20)
+    assert helpers.wait_until(lambda: len(single.events()) == 20 and len(batched.events()) == 20)
     for recv, secret, is_array in ((single, helpers.SECRET, False), (batched, "other-secret", True)):
         for req in recv.requests:
             h = req["headers"]
@@ -54,7 +45,7 @@ def test_sources_and_integrations_routing(sandbox_factory, receiver_factory, hel
     ]
     assert sb.post("/v1/batch", {"batch": batch}).status_code == 200
     assert sb.post("/v1/track", helpers.track(9), key="key-server").status_code == 200  # A, B, C
-    assert wait_until(lambda: sb.stats()["delivered"] == {"A": 3, "B": 4, "C": 1})
+    assert helpers.wait_until(lambda: sb.stats()["delivered"] == {"A": 3, "B": 4, "C": 1})
     ids = lambda r: sorted(e["messageId"] for e in r.events())  # noqa: E731
     assert ids(a) == ["m-0", "m-4", "m-9"]
     assert ids(b) == ["m-0", "m-1", "m-2", "m-9"]
@@ -94,7 +85,7 @@ def test_retry_after_is_honoured(sandbox_factory, receiver_factory, helpers):
     recv = receiver_factory(lambda n: (429, {"Retry-After": "1"}) if n == 0 else 200)
     sb = sandbox_factory(helpers.make_config([helpers.dest("d", recv.url)]))
     sb.post("/v1/track", helpers.track(1))
-    assert wait_until(lambda: len(recv.requests) == 2)
+    assert helpers.wait_until(lambda: len(recv.requests) == 2)
     gap = recv.requests[1]["time"] - recv.requests[0]["time"]
     assert 0.95 <= gap < 2.0, gap  # backoff alone would be ≤ 0.075 s here
 
@@ -119,7 +110,7 @@ def test_hanging_destination_does_not_delay_another(sandbox_factory, receiver_fa
     start = time.time()
     for i in range(10):
         assert sb.post("/v1/track", helpers.track(i)).status_code == 200
-    assert wait_until(lambda: len(fast.events()) == 10, timeout=4.0)
+    assert helpers.wait_until(lambda: len(fast.events()) == 10, timeout=4.0)
     # all of them reached the fast destination while the hanging one had not answered even once
     assert max(r["time"] for r in fast.requests) - start < 4.0
     assert len(hang.requests) == 1

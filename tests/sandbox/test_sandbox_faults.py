@@ -9,15 +9,6 @@ from collections import Counter
 N = 400
 
 
-def wait_until(pred, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def send(sb, helpers, n=N, prefix="m"):
     for start in range(0, n, 100):
         body = {"batch": [helpers.track(i, prefix=prefix) for i in range(start, min(n, start + 100))]}
