@@ -192,22 +192,30 @@ def _missed_ratio(summary: dict[str, Any], filters: dict[str, str], _agg: str | 
     return missed / (first + missed) if first + missed else 0.0
 
 
+def _pick_destination(
+    table: dict[str, dict[str, Any]], filters: dict[str, str], *, missing: str, empty: str
+) -> dict[str, dict[str, Any]]:
+    """The rows of `table` the `destination` filter selects (all without one); NoData if none."""
+    if "destination" in filters:
+        name = filters["destination"]
+        if name not in table:
+            raise NoData(missing.format(name=name, known=", ".join(sorted(table)) or "none"))
+        return {name: table[name]}
+    if not table:
+        raise NoData(empty)
+    return table
+
+
 def _destinations(summary: dict[str, Any], filters: dict[str, str]) -> dict[str, dict[str, Any]]:
     delivery = summary.get("delivery")
     if not isinstance(delivery, dict) or not delivery:
         raise NoData("the summary has no 'delivery' section (no monitor data)")
-    destinations = delivery.get("destinations") or {}
-    if "destination" in filters:
-        name = filters["destination"]
-        if name not in destinations:
-            raise NoData(
-                f"destination {name!r} is not in delivery.destinations "
-                f"(destinations: {', '.join(sorted(destinations)) or 'none'})"
-            )
-        return {name: destinations[name]}
-    if not destinations:
-        raise NoData("delivery.destinations is empty")
-    return destinations
+    return _pick_destination(
+        delivery.get("destinations") or {},
+        filters,
+        missing="destination {name!r} is not in delivery.destinations (destinations: {known})",
+        empty="delivery.destinations is empty",
+    )
 
 
 def _delivery_sum(field_name: str) -> Reader:
@@ -248,18 +256,12 @@ def _delivery_latency(summary: dict[str, Any], filters: dict[str, str], agg: str
 
 
 def _canaries(summary: dict[str, Any], filters: dict[str, str]) -> dict[str, dict[str, Any]]:
-    canaries = _dig(summary, "delivery.canary") or {}
-    if "destination" in filters:
-        name = filters["destination"]
-        if name not in canaries:
-            raise NoData(
-                f"no canary for destination {name!r} in delivery.canary "
-                f"(canaries: {', '.join(sorted(canaries)) or 'none'})"
-            )
-        return {name: canaries[name]}
-    if not canaries:
-        raise NoData("delivery.canary is empty (the monitor ran no canaries)")
-    return canaries
+    return _pick_destination(
+        _dig(summary, "delivery.canary") or {},
+        filters,
+        missing="no canary for destination {name!r} in delivery.canary (canaries: {known})",
+        empty="delivery.canary is empty (the monitor ran no canaries)",
+    )
 
 
 def _canary_availability(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
