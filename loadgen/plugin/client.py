@@ -1,7 +1,12 @@
 """The HTTP path to the ingest API: pre-built requests over one kept-alive connection per user.
 
-Locust's stock clients build a request object per call; this sends the generator's finished
-headers and body bytes as they are through geventhttpclient (the client FastHttpUser wraps).
+Written by hand on purpose: Locust's stock clients, and geventhttpclient under FastHttpUser, spend
+more Python per request (header objects, a connection pool with a liveness probe, a callback
+parser) than the traffic model spends building the request. This writes the generator's finished
+head and body bytes to a gevent socket in one call and reads back only what the harness uses: the
+status, `Retry-After`, and the framing (Content-Length, chunked, or close) needed to find the end
+of the answer. It speaks HTTP/1.1 with one request in flight per connection, as the real client
+libraries do.
 """
 
 from __future__ import annotations
@@ -10,13 +15,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import gevent
-from geventhttpclient import HTTPClient
-from geventhttpclient.response import HTTPConnectionClosed
-
-from loadgen.traffic import PreparedRequest
+from gevent import socket
 
 CONNECT_TIMEOUT = 5.0
 NETWORK_TIMEOUT = 10.0
+MAX_HEAD_BYTES = 64 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_RECV = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,45 +34,242 @@ class Answer:
     body: bytes = b""
 
 
-class IngestClient:
-    """One connection to the target's ingest API."""
+class ProtocolError(Exception):
+    """The server's bytes are not an HTTP/1.x response this client can frame."""
 
-    def __init__(self, base_url: str, *, network_timeout: float = NETWORK_TIMEOUT) -> None:
+
+class _Closed(Exception):
+    """The connection ended before a complete answer."""
+
+
+class IngestClient:
+    """One connection to the target's ingest API, opened on first use and after any failure."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        network_timeout: float = NETWORK_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"target URL must be http(s)://host[:port], got {base_url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.tls = parts.scheme == "https"
         self.base_path = parts.path.rstrip("/")
-        self._http = HTTPClient(
-            parts.hostname,
-            parts.port or (443 if parts.scheme == "https" else 80),
-            ssl=parts.scheme == "https",
-            connection_timeout=CONNECT_TIMEOUT,
-            network_timeout=network_timeout,
-            concurrency=1,
-        )
+        default_port = self.port == (443 if self.tls else 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self._host_header = f"Host: {host if default_port else f'{host}:{self.port}'}\r\n"
+        self.network_timeout = network_timeout
+        self.connect_timeout = connect_timeout
+        self._sock: socket.socket | None = None
+        self._deadline = gevent.Timeout(network_timeout)
+        self._awaiting: _ResponseReader | None = None
 
-    def send(self, request: PreparedRequest) -> Answer:
+    def head_bytes(self, method: str, path: str, headers: dict[str, str], body_length: int) -> bytes:
+        """The request line and headers, as the real libraries send them (Host first)."""
+        lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        return (
+            f"{method} {self.base_path}{path} HTTP/1.1\r\n{self._host_header}{lines}"
+            f"Content-Length: {body_length}\r\n\r\n"
+        ).encode("latin-1")
+
+    def send(self, request) -> Answer:
+        """Send one `loadgen.traffic.PreparedRequest` and wait for its answer."""
+        data = (
+            self.head_bytes(request.method, request.path, request.headers, len(request.body)) + request.body
+        )
+        deadline = self._deadline
+        deadline.start()  # one timer for the whole exchange, not one per socket operation
         try:
-            response = self._http.request(
-                request.method, self.base_path + request.path, body=request.body, headers=request.headers
-            )
-            try:
-                body = response.read()
-            finally:
-                response.release()
-        except (OSError, HTTPConnectionClosed, gevent.Timeout) as exc:
-            return Answer(None, error=type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}")
-        retry_after = _seconds(response.get("retry-after"))
-        return Answer(response.status_code, retry_after, body=body)
+            return self._exchange_with_one_retry_on_stale_connection(data)
+        except (OSError, _Closed, ProtocolError, gevent.Timeout) as exc:
+            if isinstance(exc, gevent.Timeout) and exc is not deadline:
+                raise
+            self.close()
+            if exc is deadline:
+                self._deadline = gevent.Timeout(self.network_timeout)  # a fired Timeout fires again on start
+            text = "no answer in time" if exc is deadline else str(exc)
+            return Answer(None, error=f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+        finally:
+            deadline.cancel()
+
+    def _exchange_with_one_retry_on_stale_connection(self, data: bytes) -> Answer:
+        reused = self._sock is not None
+        try:
+            return self._exchange(data)
+        except (_Closed, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            # The server closed a kept-alive connection while it was idle, before reading this
+            # request; like browsers and urllib3, send it once more on a fresh connection.
+            self.close()
+            return self._exchange(data)
 
     def close(self) -> None:
-        self._http.close()
+        self._awaiting = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls:
+            from gevent import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+        sock.settimeout(None)  # the exchange's deadline times out the whole request instead
+        self._sock = sock
+        return sock
+
+    def _exchange(self, data: bytes) -> Answer:
+        sock = self._sock or self._connect()
+        sock.sendall(data)
+        self._awaiting = _ResponseReader(sock)
+        return self._read_answer()
+
+    def _read_answer(self) -> Answer:
+        status, head, body, keep_alive = self._awaiting.read()
+        self._awaiting = None
+        if not keep_alive:
+            self.close()
+        return Answer(status, _retry_after(head), body=body)
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """A request was sent in full and its answer is not read yet (the read was interrupted)."""
+        return self._awaiting is not None
+
+    def finish(self) -> Answer:
+        """Read the answer to a request whose read was interrupted (by a kill), within the deadline."""
+        if self._awaiting is None:
+            raise RuntimeError("no request is awaiting its answer")
+        deadline = gevent.Timeout(self.network_timeout)
+        deadline.start()
+        try:
+            return self._read_answer()
+        except (OSError, _Closed, ProtocolError, gevent.Timeout) as exc:
+            if isinstance(exc, gevent.Timeout) and exc is not deadline:
+                raise
+            self.close()
+            return Answer(
+                None, error=f"{type(exc).__name__}: {'no answer in time' if exc is deadline else exc}"
+            )
+        finally:
+            deadline.cancel()
 
 
-def _seconds(value: str | None) -> float | None:
+class _ResponseReader:
+    """Reads one response. Every byte received stays in `received` until the response is complete,
+    so a read interrupted at a blocking point (a greenlet kill) can be resumed without loss."""
+
+    __slots__ = ("received", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.received = b""
+
+    def more(self) -> None:
+        chunk = self.sock.recv(_RECV)
+        if not chunk:
+            raise _Closed("connection closed before the answer was complete")
+        self.received += chunk
+
+    def read(self) -> tuple[int, bytes, bytes, bool]:
+        """(status, lower-cased head, body, keep-alive) of the response."""
+        while (end := self.received.find(b"\r\n\r\n")) < 0:
+            if len(self.received) > MAX_HEAD_BYTES:
+                raise ProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
+            self.more()
+        head = self.received[:end].lower()
+        if not head.startswith(b"http/1.") or len(head) < 12 or not head[9:12].isdigit():
+            raise ProtocolError(f"not an HTTP/1.x status line: {self.received[:40]!r}")
+        status = int(head[9:12])
+        if status < 200:
+            raise ProtocolError(f"interim answer {status}: this client sends no Expect and takes none")
+        if head[7:8] == b"1":
+            keep_alive = b"\r\nconnection: close" not in head
+        else:
+            keep_alive = b"\r\nconnection: keep-alive" in head
+        start = end + 4
+        if status in (204, 304):
+            return self._complete(status, head, start, start, keep_alive)
+        if b"\r\ntransfer-encoding:" in head and b"chunked" in _header(head, b"transfer-encoding"):
+            return status, head, self._read_chunked(start), keep_alive
+        length_text = _header(head, b"content-length")
+        if length_text is None:
+            return status, head, self._read_until_close(start), False
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise ProtocolError(f"bad Content-Length {length_text!r}") from None
+        if not 0 <= length <= MAX_BODY_BYTES:
+            raise ProtocolError(f"Content-Length {length} out of range")
+        while len(self.received) < start + length:
+            self.more()
+        return self._complete(status, head, start, start + length, keep_alive)
+
+    def _complete(self, status: int, head: bytes, start: int, stop: int, keep_alive: bool):
+        if len(self.received) > stop:
+            raise ProtocolError("bytes after the response (one request is in flight)")
+        return status, head, self.received[start:stop], keep_alive
+
+    def _read_chunked(self, position: int) -> bytes:
+        body = []
+        total = 0
+        while True:
+            while (line_end := self.received.find(b"\r\n", position)) < 0:
+                self.more()
+            size_text = self.received[position:line_end].split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise ProtocolError(f"chunked body longer than {MAX_BODY_BYTES} bytes")
+            position = line_end + 2
+            if size == 0:
+                while (trailer_end := self.received.find(b"\r\n", position)) != position:
+                    if trailer_end < 0:
+                        self.more()
+                    else:
+                        position = trailer_end + 2  # a trailer line, skipped
+                if len(self.received) > position + 2:
+                    raise ProtocolError("bytes after the response (one request is in flight)")
+                return b"".join(body)
+            while len(self.received) < position + size + 2:
+                self.more()
+            body.append(self.received[position : position + size])
+            position += size + 2
+
+    def _read_until_close(self, start: int) -> bytes:
+        while True:
+            if len(self.received) - start > MAX_BODY_BYTES:
+                raise ProtocolError(f"body longer than {MAX_BODY_BYTES} bytes")
+            try:
+                self.more()
+            except _Closed:
+                return self.received[start:]
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    start = head.find(b"\r\n" + name + b":")
+    if start < 0:
+        return None
+    start += len(name) + 3
+    stop = head.find(b"\r\n", start)
+    return head[start : stop if stop >= 0 else len(head)].strip()
+
+
+def _retry_after(head: bytes) -> float | None:
+    value = _header(head, b"retry-after")
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None
+        return None  # an HTTP date: the library's own backoff applies

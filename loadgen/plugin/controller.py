@@ -26,12 +26,15 @@ from loadgen.plugin.report import RunReport, write_report
 from loadgen.plugin.stack import SandboxStack
 from loadgen.plugin.stats import LatencyHistogram, LoadStats
 from loadgen.plugin.stream import Wiring, build_plan, profile_for
+from loadgen.plugin.worker import STOP_MESSAGE
 from loadgen.traffic import TrafficGenerator
 from monitor.client import MonitorClient, MonitorError
 from monitor.thresholds import Verdict, aborting_failures, default_thresholds, evaluate, load_thresholds
 
 HISTORY_INTERVAL = 1.0
 GRACEFUL_STOP_SECONDS = 10.0
+FINAL_REPORT_GRACE = 15.0
+"""Seconds beyond the stop timeout the master waits for workers' final statistics."""
 log = logging.getLogger("harness")
 
 
@@ -57,6 +60,7 @@ class Controller:
             load_thresholds(Path(self.options.slo)) if self.options.slo else default_thresholds()
         )
         self._greenlets: list[gevent.Greenlet] = []
+        self._final_from: set[str] = set()
         self._finished = False
 
     # Setup -----------------------------------------------------------------------------------
@@ -215,6 +219,28 @@ class Controller:
 
     def on_test_stop(self) -> None:
         self.ended_at = time.time()
+        if isinstance(self.environment.runner, MasterRunner):
+            self._collect_final_reports()
+
+    def _collect_final_reports(self) -> None:
+        """Ask every worker to stop and wait for its last statistics (see worker.register_worker_messages)."""
+        runner = self.environment.runner
+        expected = runner.worker_count
+        self._final_from.clear()
+        runner.send_message(STOP_MESSAGE)
+        deadline = time.monotonic() + (self.environment.stop_timeout or 0.0) + FINAL_REPORT_GRACE
+        while len(self._final_from) < expected and time.monotonic() < deadline:
+            gevent.sleep(0.1)
+        if len(self._final_from) < expected:
+            log.warning(
+                "%d of %d workers sent no final statistics: the load figures miss their last seconds",
+                expected - len(self._final_from),
+                expected,
+            )
+
+    def merge_final_report(self, worker_id: str, data: dict[str, Any]) -> None:
+        self._final_from.add(worker_id)
+        self.merge_worker_report(data)
 
     def _wait_for_deliveries(self) -> None:
         """Poll the monitor until every stream's final ledger is in and nothing is pending."""

@@ -32,11 +32,17 @@ def _on_init(environment: Environment, **_kwargs) -> None:
         lambda data, **_kw: worker.stats_report(environment, data)
     )
     if isinstance(environment.runner, WorkerRunner):
+        worker.register_worker_messages(environment)
         return
     exit_on_bad_options(environment.parsed_options)
     controller = Controller(environment)
     environment.harness_controller = controller
     environment.events.worker_report.add_listener(lambda data, **_kw: controller.merge_worker_report(data))
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(
+            worker.FINAL_MESSAGE,
+            lambda msg, **_kw: controller.merge_final_report(msg.node_id, msg.data),
+        )
     try:
         controller.start()
     except Exception:

@@ -12,6 +12,7 @@ import orjson
 from loadgen.ids import MAX_STREAM, run_id_from_name
 from loadgen.ledger import SentLedger
 from loadgen.plugin.plan import Pacer, SourceSchedule, plan_sources
+from loadgen.plugin.request_log import RequestLog
 from loadgen.plugin.shapes import rate_at, shape_duration
 from loadgen.plugin.stats import LoadStats
 from loadgen.profile import Profile, load_profile
@@ -75,6 +76,7 @@ class Stream:
         )
         self.ledger = SentLedger(wiring.run, stream, wiring.run_name)
         self.stats = LoadStats()
+        self.request_log: RequestLog | None = None  # Locust's statistics, set by worker.start_stream
         self.plan = build_plan(self.generator, options.target_rate)
         self.pacers = {source: Pacer(schedule) for source, schedule in self.plan.items()}
         self.duration = shape_duration(options.load_shape, options.run_time)

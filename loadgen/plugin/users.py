@@ -14,11 +14,14 @@ import time
 from typing import ClassVar
 
 import gevent
+from gevent import GreenletExit
 from locust import User, task
 
 from loadgen.plugin.client import Answer, IngestClient
 from loadgen.plugin.stream import Stream
 from loadgen.traffic import PreparedRequest
+
+MAX_BURST = 20
 
 
 def stream_of(environment) -> Stream:
@@ -41,6 +44,7 @@ class SourceUser(User):
         self.library = self.stream.generator.library_of(self.source)
         self.client = IngestClient(environment.host)
         self.intended: float | None = None
+        self._attempt_started = 0.0
 
     def on_start(self) -> None:
         self.pacer.users_here += 1
@@ -54,32 +58,57 @@ class SourceUser(User):
         return max(0.0, self.intended - time.monotonic()) if self.intended is not None else 0.0
 
     @task
-    def send_on_schedule(self) -> None:
-        if self.intended is None:
-            max_lag = self.environment.parsed_options.max_lag
-            self.intended, missed = self.pacer.take(time.monotonic(), self.stream.rate_now(), max_lag)
-            if missed:
-                self.stream.stats.record_missed(self.source, missed)
-        if self.intended > time.monotonic():
-            return
-        intended, self.intended = self.intended, None
-        self.send(self.stream.generator.next_request(self.source), intended)
+    def send_due(self) -> None:
+        """Send every slot that is due, back to back; Locust's wait() then sleeps until the next one.
+
+        Up to MAX_BURST sends per task, so a user far behind still returns to Locust's loop often
+        enough to stop when told to.
+        """
+        for _ in range(MAX_BURST):
+            if self.intended is None:
+                max_lag = self.environment.parsed_options.max_lag
+                self.intended, missed = self.pacer.take(time.monotonic(), self.stream.rate_now(), max_lag)
+                if missed:
+                    self.stream.stats.record_missed(self.source, missed)
+            if self.intended > time.monotonic():
+                return
+            intended, self.intended = self.intended, None
+            self.send(self.stream.generator.next_request(self.source), intended)
 
     def send(self, request: PreparedRequest, intended: float) -> None:
         """Send one request, retrying as the library does, and record what happened."""
         policy = self.library.retry
         attempt = 0
-        answer = self._send_once(request, intended, attempt)
-        while policy.should_retry(answer.status) and attempt + 1 < policy.max_attempts:
-            attempt += 1
-            self.stream.stats.record_retry(request.source, request.library)
-            gevent.sleep(policy.delay(attempt, answer.retry_after))
-            answer = self._send_once(request.for_retry(attempt), time.monotonic(), attempt)
-        self._record_outcome(request, answer)
+        answer: Answer | None = None
+        try:
+            answer = self._send_once(request, intended, attempt)
+            while policy.should_retry(answer.status) and attempt + 1 < policy.max_attempts:
+                attempt += 1
+                self.stream.stats.record_retry(request.source, request.library)
+                gevent.sleep(policy.delay(attempt, answer.retry_after))
+                answer = None
+                answer = self._send_once(request.for_retry(attempt), time.monotonic(), attempt)
+        except GreenletExit:
+            # Locust kills a stopping user asynchronously, so the kill can land after the user woke
+            # and sent: read the answer in flight first, or the ingest's accepting it goes unrecorded.
+            if self.client.awaiting_answer:
+                answer = self.client.finish()
+                self._account_attempt(request, answer, self._attempt_started, intended, attempt)
+            raise
+        finally:
+            if answer is not None:
+                self._record_outcome(request, answer)
 
     def _send_once(self, request: PreparedRequest, intended: float, attempt: int) -> Answer:
-        started = time.monotonic()
+        started = self._attempt_started = time.monotonic()
         answer = self.client.send(request)
+        self._account_attempt(request, answer, started, intended, attempt)
+        return answer
+
+    def _account_attempt(
+        self, request: PreparedRequest, answer: Answer, started: float, intended: float, attempt: int
+    ) -> None:
+        """Latency, counts and Locust's statistics for one attempt."""
         finished = time.monotonic()
         measured = finished - started
         if attempt == 0 and request.call_types:
@@ -94,10 +123,13 @@ class SourceUser(User):
             measured=measured,
             corrected=finished - intended,
         )
-        expected = answer.status == request.expected_status
         if request.kind == "bad":
             name = f"{request.path} (bad: {request.bad_case})"
-            failure = None if expected else f"expected HTTP {request.expected_status}, got {answer.status}"
+            failure = (
+                None
+                if answer.status == request.expected_status
+                else f"expected HTTP {request.expected_status}, got {answer.status}"
+            )
         else:
             name = f"{request.path} ({request.library})"
             failure = (
@@ -105,15 +137,7 @@ class SourceUser(User):
                 if answer.status is not None and 200 <= answer.status < 300
                 else (answer.error or f"HTTP {answer.status}")
             )
-        self.environment.events.request.fire(
-            request_type="POST",
-            name=name,
-            response_time=measured * 1000,
-            response_length=len(answer.body),
-            exception=failure,
-            context={"library": request.library, "messages": request.message_count},
-        )
-        return answer
+        self.stream.request_log.record(name, measured * 1000, len(answer.body), failure)
 
     def _record_outcome(self, request: PreparedRequest, answer: Answer) -> None:
         ledger, status = self.stream.ledger, answer.status
@@ -124,7 +148,7 @@ class SourceUser(User):
             self.stream.stats.record_bad_input(request.bad_case or "", status == request.expected_status)
         accepted: list[int] | range = []
         if status is not None and 200 <= status < 300:
-            rejected = set(request.rejected_seqs)
+            rejected = set(request.rejected_seqs) if request.rejected_seqs else ()
             accepted = request.seqs if not rejected else [s for s in request.seqs if s not in rejected]
             if accepted:
                 ledger.record_accepted(request.source, accepted, sent_ms)

@@ -8,11 +8,16 @@ import gevent
 import gevent.event
 from locust.env import Environment
 
+from loadgen.plugin.request_log import RequestLog
 from loadgen.plugin.stream import Stream, Wiring
 from monitor.client import MonitorClient, MonitorError
 
 LEDGER_INTERVAL = 2.0
 """Seconds between ledger deltas: the granularity of the monitor's loss deadline."""
+STOP_MESSAGE = "harness_stop"
+"""Master → workers when the test stops: stop now, then answer with FINAL_MESSAGE."""
+FINAL_MESSAGE = "harness_final"
+"""Worker → master: the stream's last statistics, sent after its users stopped and its ledger closed."""
 
 log = logging.getLogger("harness")
 
@@ -22,8 +27,11 @@ def start_stream(environment: Environment) -> Stream:
     options = environment.parsed_options
     wiring = Wiring.from_option(options.harness_wiring)
     stream = Stream(options, wiring, environment.runner.worker_index)
+    stream.request_log = RequestLog(environment.stats)
+    stream.request_log.start()
     environment.harness_stream = stream
-    environment.harness_shipper = LedgerShipper(stream, MonitorClient(wiring.monitor_url))
+    if wiring.monitor_url:  # without a monitor (--host and no --monitor-url) nobody audits the ledger
+        environment.harness_shipper = LedgerShipper(stream, MonitorClient(wiring.monitor_url))
     return stream
 
 
@@ -67,7 +75,10 @@ class LedgerShipper:
 
 
 def finish_stream(environment: Environment) -> None:
-    """Stop shipping on a schedule and send the final ledger delta."""
+    """Fold the last requests into Locust's statistics, stop shipping on a schedule, send the final ledger."""
+    stream: Stream | None = getattr(environment, "harness_stream", None)
+    if stream is not None and stream.request_log is not None:
+        stream.request_log.stop()
     shipper: LedgerShipper | None = getattr(environment, "harness_shipper", None)
     if shipper is not None:
         environment.harness_shipper = None
@@ -79,3 +90,19 @@ def stats_report(environment: Environment, data: dict) -> None:
     stream: Stream | None = getattr(environment, "harness_stream", None)
     if stream is not None:
         data["harness"] = stream.stats.take()
+
+
+def register_worker_messages(environment: Environment) -> None:
+    """On a worker: when the master says the test stops, stop and send back the last statistics.
+
+    Locust's master waits only half a second for workers' final reports when it quits, less than
+    users may take to finish their requests in flight; this lets the master wait for each worker.
+    """
+    runner = environment.runner
+
+    def on_stop(environment: Environment, msg, **_kwargs) -> None:
+        runner.stop()  # users finish the requests in flight; test_stop sends the final ledger
+        stream: Stream | None = getattr(environment, "harness_stream", None)
+        runner.send_message(FINAL_MESSAGE, {"harness": stream.stats.take() if stream else {}})
+
+    runner.register_message(STOP_MESSAGE, on_stop, concurrent=True)

@@ -1,0 +1,321 @@
+"""Benchmark: messages/s and requests/s per generator core, the harness against Locust's clients and wrk.
+
+Method: one null sink (nginx from Debian answering every POST with `{"success": true}`, its
+stub_status counting requests) pinned to the last CPU; each contender in turn pinned to the first
+CPU, for the same duration:
+  (a) naive    a naive locustfile (HttpUser, one `json=` dict per event): bench/locustfiles/naive.py
+  (b) fasthttp stock FastHttpUser posting pre-built requests of the default profile's mix
+               (bench/locustfiles/prebuilt.py)
+  (c) wrk      wrk (C) posting the same pre-built requests from a Lua script: the limit
+  (d) scenarios `locust -f scenarios` with the default profile, open model at --target-rate
+  (e) client only  the same pre-built requests through the harness's own HTTP client with no Locust
+               and no generation (bench/client_loop.py): the floor of its sending path in Python
+After a warm-up, a window of --seconds is measured: requests from the sink's counter, the
+contender's CPU seconds from /proc (user + system, all its processes). "Per core" is per CPU second
+of the generator, so other work on the machine does not change it; the wall rates are printed too.
+Messages per request: 1 for (a), the mix's mean for (b) and (c), the run summary's for (d).
+With --scale-out, (d) runs once more with `--processes 2` (two workers, unpinned, sharing the
+machine with the sink) to give the 1 → 2 worker figure.
+
+Run: python bench/throughput.py [--seconds S] [--target-rate R] [--scale-out]. Needs Debian's
+nginx-light (or nginx) and wrk. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loadgen.plugin.processes import ChildServer, free_port  # noqa: E402
+from loadgen.profile import DEFAULT_PROFILE, load_profile  # noqa: E402
+from loadgen.traffic import TrafficGenerator  # noqa: E402
+
+GENERATOR_CPU = 0
+SINK_CPU = (os.cpu_count() or 2) - 1
+MIX_REQUESTS = 2000
+WARMUP = 6.0
+USERS = 50
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+events {{ worker_connections 30000; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir};
+  client_max_body_size 20m;
+  keepalive_requests 1000000000;
+  keepalive_timeout 300s;
+  server {{
+    listen 127.0.0.1:{port} backlog=8192;
+    location = /nginx_status {{ stub_status; }}
+    location / {{ default_type application/json; return 200 '{{"success": true}}'; }}
+  }}
+}}
+"""
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    requests: int
+    messages: float
+    cpu_seconds: float
+    wall_seconds: float
+
+    @property
+    def msgs_per_core(self) -> float:
+        return self.messages / self.cpu_seconds
+
+    @property
+    def reqs_per_core(self) -> float:
+        return self.requests / self.cpu_seconds
+
+
+class Sink:
+    """nginx answering {"success": true}, pinned to its own CPU, counting requests."""
+
+    def __init__(self, workdir: Path) -> None:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(nginx).exists():
+            raise SystemExit("bench/throughput.py needs nginx: apt-get install nginx-light")
+        self.port = free_port()
+        conf = workdir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=workdir, port=self.port))
+        argv = ["taskset", "-c", str(SINK_CPU), nginx, "-p", str(workdir), "-c", str(conf),
+                "-e", str(workdir / "error.log")]  # fmt: skip
+        self.server = ChildServer("null sink (nginx)", self.port, argv, workdir / "nginx.log",
+                                  health_path="/nginx_status")  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def requests(self) -> int:
+        text = httpx.get(self.url + "/nginx_status", timeout=5).text
+        return int(text.splitlines()[2].split()[2]) - 1  # accepts handled requests: minus this one
+
+    def __enter__(self) -> Sink:
+        self.server.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.stop()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for path in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        child = int(path.split("/")[2])
+        stats[child] = fields
+        children.setdefault(int(fields[1]), []).append(child)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            total += (int(stats[current][11]) + int(stats[current][12])) / tick
+        todo += children.get(current, [])
+    return total
+
+
+def build_mix(path: Path, lua_path: Path) -> float:
+    """Write MIX_REQUESTS requests of the default profile's mix; return their mean messages per request."""
+    profile = dataclasses.replace(load_profile(DEFAULT_PROFILE), bad_input_share=0.0)
+    generator = TrafficGenerator(
+        profile, seed=5, run=1, stream=1, write_keys={s: "k" for s in profile.sources}
+    )
+    names = list(generator.sources)
+    weights = np.array([generator.sources[s] / generator.mean_messages_per_request(s) for s in names])
+    order = np.random.default_rng(5).choice(len(names), size=MIX_REQUESTS, p=weights / weights.sum())
+    requests = [generator.next_request(names[i]) for i in order]
+    with path.open("w") as out:
+        for r in requests:
+            row = {"path": r.path, "headers": r.headers, "body": base64.b64encode(r.body).decode()}
+            out.write(json.dumps(row) + "\n")
+    lines = ["local requests = {}"]
+    for i, r in enumerate(requests, 1):
+        headers = "{" + ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in r.headers.items()) + "}"
+        lines.append(f"requests[{i}] = wrk.format('POST', {_lua(r.path)}, {headers}, {_lua(r.body)})")
+    lines += [
+        "local i = 0",
+        "function request()",
+        f"  i = i % {len(requests)} + 1",
+        "  return requests[i]",
+        "end",
+    ]
+    lua_path.write_text("\n".join(lines) + "\n", encoding="latin-1")
+    return sum(r.message_count for r in requests) / len(requests)
+
+
+def _lua(value: str | bytes) -> str:
+    data = value.encode() if isinstance(value, str) else value
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in data) + '"'
+
+
+def measure(name: str, argv: list[str], sink: Sink, seconds: float, env: dict | None = None,
+            pin: bool = True) -> tuple[int, float, float, subprocess.Popen]:  # fmt: skip
+    """Start a contender, skip the warm-up, measure a window; returns (requests, cpu, wall, process)."""
+    if pin:
+        argv = ["taskset", "-c", str(GENERATOR_CPU), *argv]
+    log = open(Path(tempfile.gettempdir()) / f"throughput-{name}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        time.sleep(WARMUP)
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited early; see {log.name}")
+        requests0, cpu0, wall0 = sink.requests(), tree_cpu_seconds(process.pid), time.monotonic()
+        time.sleep(seconds)
+        requests1, cpu1, wall1 = sink.requests(), tree_cpu_seconds(process.pid), time.monotonic()
+    except BaseException:
+        _stop(process)
+        raise
+    return requests1 - requests0, cpu1 - cpu0, wall1 - wall0, process
+
+
+def _stop(process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Wait for a contender to end by itself, else stop its process group."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def locust_argv(locustfile: str, sink: Sink, run_time: float, *extra: str) -> list[str]:
+    locust = str(Path(sys.executable).with_name("locust"))
+    return [locust, "-f", locustfile, "--headless", "--only-summary", "--host", sink.url,
+            "-t", f"{run_time:.0f}s", *extra]  # fmt: skip
+
+
+def run_scenarios(name: str, sink: Sink, args: argparse.Namespace, report_dir: Path, *extra: str,
+                  pin: bool = True) -> Row:  # fmt: skip
+    run_time = WARMUP + args.seconds + 4
+    argv = locust_argv(str(ROOT / "scenarios"), sink, run_time, "--write-key", "bench-write-key",
+                       "--target-rate", str(args.target_rate), "--report-dir", str(report_dir),
+                       "--metrics-port", "0", *extra)  # fmt: skip
+    requests, cpu, wall, process = measure(name, argv, sink, args.seconds, pin=pin)
+    _stop(process)
+    summaries = sorted(report_dir.glob("*/summary.json"), key=os.path.getmtime)
+    if not summaries:
+        raise SystemExit(f"{name}: no run summary in {report_dir}")
+    load = json.loads(summaries[-1].read_text())["load"]
+    per_request = load["messages"] / max(1, load["requests"])
+    print(f"  {name}: run summary {load['messages']} msgs / {load['requests']} requests, "
+          f"missed sends {load['missed_ratio']:.1%}")  # fmt: skip
+    return Row(name, requests, requests * per_request, cpu, wall)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured window per contender")
+    parser.add_argument(
+        "--target-rate", type=float, default=80_000, help="scenarios' open-model rate (msg/s)"
+    )
+    parser.add_argument("--scale-out", action="store_true", help="also run scenarios with --processes 2")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/throughput.py needs wrk: apt-get install wrk")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="throughput-") as tmp, Sink(Path(tmp)) as sink:
+        workdir = Path(tmp)
+        mix, lua = workdir / "mix.jsonl", workdir / "mix.lua"
+        mean = build_mix(mix, lua)
+        print(f"sink: nginx on CPU {SINK_CPU} at {sink.url}; generators on CPU {GENERATOR_CPU}")
+        print(f"mix: {MIX_REQUESTS} requests of the default profile, {mean:.2f} messages per request")
+        run_time = WARMUP + args.seconds + 4
+        users = ["-u", str(USERS), "-r", str(USERS)]
+
+        requests, cpu, wall, process = measure(
+            "naive",
+            locust_argv(str(ROOT / "bench/locustfiles/naive.py"), sink, run_time, *users),
+            sink,
+            args.seconds,
+        )
+        _stop(process)
+        rows.append(Row("naive", requests, requests, cpu, wall))
+
+        env = dict(os.environ, THROUGHPUT_MIX=str(mix))
+        argv = locust_argv(str(ROOT / "bench/locustfiles/prebuilt.py"), sink, run_time, *users)
+        requests, cpu, wall, process = measure("fasthttp", argv, sink, args.seconds, env=env)
+        _stop(process)
+        rows.append(Row("fasthttp", requests, requests * mean, cpu, wall))
+
+        argv = ["wrk", "-t1", f"-c{USERS}", f"-d{run_time:.0f}s", "-s", str(lua), sink.url]
+        requests, cpu, wall, process = measure("wrk", argv, sink, args.seconds)
+        _stop(process)
+        rows.append(Row("wrk", requests, requests * mean, cpu, wall))
+
+        argv = [sys.executable, str(ROOT / "bench/client_loop.py"), sink.url, "--connections", str(USERS),
+                "--seconds", f"{run_time:.0f}"]  # fmt: skip
+        requests, cpu, wall, process = measure("client only", argv, sink, args.seconds, env=env)
+        _stop(process)
+        rows.append(Row("client only", requests, requests * mean, cpu, wall))
+
+        rows.append(run_scenarios("scenarios", sink, args, workdir / "reports"))
+        if args.scale_out:
+            rows.append(run_scenarios("scenarios x2", sink, args, workdir / "reports2", "--processes", "2",
+                                      pin=False))  # fmt: skip
+
+    by_name = {row.name: row for row in rows}
+    naive = by_name["naive"].msgs_per_core
+    print(
+        f"\n{'contender':14} {'msg/s/core':>12} {'req/s/core':>12} {'msg/s wall':>12} {'CPU s':>7} {'vs naive':>9}"
+    )
+    for row in rows:
+        print(f"{row.name:14} {row.msgs_per_core:12,.0f} {row.reqs_per_core:12,.0f} "
+              f"{row.messages / row.wall_seconds:12,.0f} {row.cpu_seconds:7.2f} {row.msgs_per_core / naive:8.1f}x")  # fmt: skip
+    scenarios = by_name["scenarios"]
+    figures = {
+        "naive_msgs_per_sec_per_core": round(naive),
+        "fasthttp_msgs_per_sec_per_core": round(by_name["fasthttp"].msgs_per_core),
+        "wrk_msgs_per_sec_per_core": round(by_name["wrk"].msgs_per_core),
+        "scenarios_msgs_per_sec_per_core": round(scenarios.msgs_per_core),
+        "scenarios_reqs_per_sec_per_core": round(scenarios.reqs_per_core),
+        "scenarios_vs_naive": round(scenarios.msgs_per_core / naive, 1),
+        "scenarios_vs_fasthttp": round(scenarios.msgs_per_core / by_name["fasthttp"].msgs_per_core, 2),
+        "scenarios_vs_wrk": round(scenarios.msgs_per_core / by_name["wrk"].msgs_per_core, 3),
+        "client_only_msgs_per_sec_per_core": round(by_name["client only"].msgs_per_core),
+        "mix_messages_per_request": round(mean, 3),
+        "seconds": args.seconds,
+        "target_rate": args.target_rate,
+    }
+    if "scenarios x2" in by_name:
+        two = by_name["scenarios x2"]
+        figures["scale_out_2_workers_msgs_per_sec"] = round(two.messages / two.wall_seconds)
+        figures["scale_out_1_worker_msgs_per_sec"] = round(scenarios.messages / scenarios.wall_seconds)
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

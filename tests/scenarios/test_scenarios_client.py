@@ -1,0 +1,225 @@
+"""The lean HTTP client against real servers on loopback: the sandbox, and a server that answers
+with each framing and failure a real ingest API or proxy can produce."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadgen.plugin.client import IngestClient
+from loadgen.plugin.processes import ChildServer, free_port
+from loadgen.traffic import PreparedRequest
+
+# A raw HTTP/1.1 server whose answer depends on the path (a real socket server, in its own process).
+SCRIPTED_SERVER = r'''
+import socket, sys, time
+ANSWERS = {
+    b"/healthz": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7;ext=1\r\n{\"succe\r\n"
+                 b"A\r\nss\": true}\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    b"/close-delimited": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"success\": true}",
+    b"/http10": b"HTTP/1.0 200 OK\r\nContent-Length: 17\r\n\r\n{\"success\": true}",
+    b"/rate-limited": b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\nContent-Length: 0\r\n\r\n",
+    b"/no-content": b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"/garbage": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    b"/extra-bytes": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+    b"/early-hints": b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+}
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen(64)
+import threading
+def serve(conn):
+    buffer = b""
+    served = 0
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                conn.close(); return
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(buffer) < length:
+            buffer += conn.recv(65536)
+        buffer = buffer[length:]
+        path = b"/" + head.split(b" ")[1].rsplit(b"/", 1)[1]  # the last segment, after any base path
+        served += 1
+        if path == b"/slow":
+            time.sleep(30); conn.close(); return
+        if path == b"/stale" and served > 1:
+            conn.close(); return  # an idle keep-alive connection the server dropped
+        if path == b"/split-slow":  # half the answer now, the rest later
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")
+            time.sleep(0.5)
+            conn.sendall(b"ngth: 17\r\n\r\n{\"success\": true}")
+            continue
+        if path == b"/echo-head":
+            body = head
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            continue
+        conn.sendall(ANSWERS.get(path, b"HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"success\": true}"))
+        if path in (b"/close-delimited", b"/http10", b"/garbage", b"/extra-bytes"):
+            conn.close(); return
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+'''
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("scripted")
+    script = folder / "server.py"
+    script.write_text(SCRIPTED_SERVER)
+    port = free_port()
+    server = ChildServer("scripted server", port, [sys.executable, str(script), str(port)], folder / "log")
+    with server:
+        yield server.url
+
+
+def request(path: str, body: bytes = b'{"a": 1}', headers: dict | None = None) -> PreparedRequest:
+    return PreparedRequest(
+        source="http",
+        library="http",
+        method="POST",
+        path=path,
+        headers=headers or {"Content-Type": "application/json"},
+        body=body,
+        seqs=range(0),
+        message_count=0,
+        sent_ms=0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "body"),
+    [
+        ("/plain", 200, b'{"success": true}'),
+        ("/chunked", 200, b'{"success": true}'),
+        ("/close-delimited", 200, b'{"success": true}'),
+        ("/http10", 200, b'{"success": true}'),
+        ("/no-content", 204, b""),
+    ],
+)
+def test_every_response_framing_is_read_to_its_end(scripted: str, path: str, status: int, body: bytes):
+    client = IngestClient(scripted)
+    try:
+        for _ in range(3):  # the connection stays usable (or is reopened) after each framing
+            answer = client.send(request(path))
+            assert (answer.status, answer.body, answer.error) == (status, body, "")
+    finally:
+        client.close()
+
+
+def test_retry_after_is_read_and_headers_are_sent_as_given(scripted: str):
+    client = IngestClient(scripted + "/base")
+    try:
+        answer = client.send(request("/echo-head", headers={"Authorization": "Basic eDo=", "X-A": "b"}))
+    finally:
+        client.close()
+    head = answer.body.decode()
+    assert head.startswith("POST /base/echo-head HTTP/1.1\r\n")
+    assert f"\r\nHost: 127.0.0.1:{scripted.rsplit(':', 1)[1]}\r\n" in head
+    assert "\r\nAuthorization: Basic eDo=\r\nX-A: b\r\nContent-Length: 8" in head
+    client = IngestClient(scripted)
+    try:
+        assert client.send(request("/rate-limited")).retry_after == 3.0
+    finally:
+        client.close()
+
+
+def test_a_kept_alive_connection_the_server_dropped_is_reopened_once(scripted: str):
+    client = IngestClient(scripted)
+    try:
+        answers = [client.send(request("/stale")) for _ in range(4)]
+    finally:
+        client.close()
+    assert [a.status for a in answers] == [200, 200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/garbage", "ProtocolError: not an HTTP/1.x status line"),
+        ("/extra-bytes", "ProtocolError: bytes after the response"),
+        ("/early-hints", "ProtocolError: interim answer 103"),
+    ],
+)
+def test_answers_that_cannot_be_framed_are_errors_not_crashes(scripted: str, path: str, error: str):
+    client = IngestClient(scripted)
+    try:
+        answer = client.send(request(path))
+        assert answer.status is None and answer.error.startswith(error), answer
+        assert client.send(request("/plain")).status == 200  # a fresh connection after the bad one
+    finally:
+        client.close()
+
+
+def test_no_answer_in_time_is_a_timeout_and_refused_is_an_error(scripted: str):
+    client = IngestClient(scripted, network_timeout=0.3)
+    try:
+        answer = client.send(request("/slow"))
+        assert answer.status is None and answer.error == "Timeout: no answer in time"
+        assert client.send(request("/plain")).status == 200
+    finally:
+        client.close()
+    refused = IngestClient(f"http://127.0.0.1:{free_port()}")
+    answer = refused.send(request("/plain"))
+    assert answer.status is None and "ConnectionRefusedError" in answer.error
+
+
+def test_an_answer_whose_read_was_killed_is_finished_without_losing_bytes(scripted: str):
+    """Locust kills stopping users asynchronously; the answer in flight must still be read whole."""
+    import gevent
+
+    client = IngestClient(scripted)
+    try:
+        sender = gevent.spawn(client.send, request("/split-slow"))
+        gevent.sleep(0.25)  # the first half of the answer has arrived, the rest has not
+        sender.kill()
+        assert client.awaiting_answer
+        answer = client.finish()
+        assert (answer.status, answer.body) == (200, b'{"success": true}')
+        assert not client.awaiting_answer
+        assert client.send(request("/plain")).status == 200  # the connection is in step again
+    finally:
+        client.close()
+    with pytest.raises(RuntimeError, match="no request is awaiting"):
+        client.finish()
+
+
+def test_bad_target_urls_are_refused_by_name():
+    for url in ("ftp://127.0.0.1", "127.0.0.1:8088", "http://"):
+        with pytest.raises(ValueError, match="target URL must be"):
+            IngestClient(url)
+
+
+def test_the_generators_requests_reach_the_sandbox_and_are_accepted(tmp_path: Path):
+    """Every source's requests, as the traffic model builds them, through this client into the real sandbox."""
+    from loadgen.plugin.stack import SandboxStack
+    from loadgen.profile import DEFAULT_PROFILE, load_profile
+    from loadgen.traffic import TrafficGenerator
+
+    profile = load_profile(DEFAULT_PROFILE)
+    stack = SandboxStack.start(tuple(profile.sources), None, 30.0, 0.0)
+    try:
+        generator = TrafficGenerator(profile, seed=3, run=7, stream=0, write_keys=dict(stack.write_keys))
+        client = IngestClient(stack.ingest_url)
+        try:
+            for source in profile.sources:
+                for _ in range(5):
+                    req = generator.next_request(source)
+                    answer = client.send(req)
+                    assert answer.status == req.expected_status, (source, req.kind, answer)
+        finally:
+            client.close()
+    finally:
+        stack.stop()
