@@ -7,6 +7,9 @@ is read from /proc/<pid>/stat (utime + stime, all threads) from the start of the
 accepted message has been delivered, so the per-core figures include delivery. A minimal granian
 RSGI app that only parses each JSON body is measured the same way (same bodies) as the baseline.
 Dedupe bytes per id: tracemalloc around 2 million inserts into `sandbox.dedupe.Deduper`.
+Delivery CPU per message: a separate process queues 100,000 enriched messages on one
+`sandbox.delivery.DestinationQueue` (batches of 500, 2 connections) and reads its own CPU time until
+the same null receiver has them all; the same POSTs sent with an httpx.AsyncClient are the baseline.
 The machine is shared, so figures vary run to run; the ratio to the baseline is steadier.
 """
 
@@ -88,6 +91,60 @@ BASELINE_APP = textwrap.dedent(
         await s.serve()
 
     asyncio.run(main())
+    """
+)
+
+
+DELIVERY_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, hashlib, hmac, json, sys, time
+    import httpx, orjson
+    from sandbox.config import parse_config
+    from sandbox.app import Pipeline
+    from sandbox.delivery import batch_body
+
+    url, n, size = sys.argv[1], int(sys.argv[2]), 500
+    msg = {"type": "track", "event": "Order Completed", "userId": "user-1", "messageId": "m-0",
+           "timestamp": "2026-01-01T00:00:00.000Z", "originalTimestamp": "2026-01-01T00:00:00.000Z",
+           "receivedAt": "2026-01-01T00:00:01.000Z", "version": 2,
+           "properties": {"order_id": "o-1", "total": 42.5, "currency": "USD"},
+           "context": {"library": {"name": "analytics-python", "version": "2.3.0"}}}
+    requests = [[orjson.dumps({**msg, "messageId": f"m-{r}-{i}"}) for i in range(100)] for r in range(n // 100)]
+
+    async def sandbox_queue():
+        cfg = parse_config({"sources": [{"name": "s", "write_key": "k"}], "destinations": [
+            {"name": "null", "url": url, "secret": "s", "batch_size": size, "concurrency": 2}]})
+        p = Pipeline(cfg)
+        await p.start()
+        q = p.queues[0]
+        q.enqueue_many(requests[0], time.time())  # warm-up: connections, first-use imports
+        while p.stats.delivered["null"] < 100:
+            await asyncio.sleep(0.002)
+        t = time.process_time()
+        for bodies in requests:
+            q.enqueue_many(bodies, time.time())
+        while p.stats.delivered["null"] < n + 100:
+            await asyncio.sleep(0.002)
+        cpu = time.process_time() - t
+        await p.stop()
+        return cpu
+
+    async def httpx_posts():
+        flat = [b for bodies in requests for b in bodies]
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+        async with httpx.AsyncClient(limits=limits, trust_env=False, timeout=5) as client:
+            async def worker(start):
+                for i in range(start, n, 2 * size):
+                    body = batch_body([(flat[i : i + size], 0.0)])
+                    headers = {"Content-Type": "application/json", "User-Agent": "Segment.io/1.0",
+                               "X-Signature": hmac.new(b"s", body, hashlib.sha1).hexdigest()}
+                    assert (await client.post(url, content=body, headers=headers)).status_code == 200
+            assert (await client.post(url, content=b"[]")).status_code == 200  # warm-up
+            t = time.process_time()
+            await asyncio.gather(worker(0), worker(size))
+            return time.process_time() - t
+
+    print(json.dumps({"sandbox": asyncio.run(sandbox_queue()), "httpx": asyncio.run(httpx_posts())}))
     """
 )
 
@@ -269,6 +326,28 @@ def measure_baseline(mode: str, workdir: Path, lua: Path) -> dict:
         stop(proc)
 
 
+def delivery_cpu(recv: NullReceiver, n: int = 100_000) -> dict:
+    """CPU seconds of the delivery path (and of plain httpx POSTs) for `n` messages, on core 0."""
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-c",
+            DELIVERY_SCRIPT,
+            f"http://127.0.0.1:{recv.port}/",
+            str(n),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu = json.loads(out.strip().splitlines()[-1])
+    return {"messages": n, **cpu}
+
+
 def dedupe_bytes_per_id(n: int = 2_000_000) -> tuple[float, float]:
     from sandbox.dedupe import Deduper, id_hash
 
@@ -300,6 +379,7 @@ def main() -> int:
             base_batch = measure_baseline("batch", workdir, lua)
             single = measure_sandbox("single", workdir, lua, recv)
             batch = measure_sandbox("batch", workdir, lua, recv)
+            delivery = delivery_cpu(recv)
         finally:
             recv.close()
     bpi, inserts = dedupe_bytes_per_id()
@@ -327,6 +407,12 @@ def main() -> int:
         f"wall {batch['messages'] / batch['wall_seconds']:,.0f}/s, delivered {batch['delivered']}"
     )
     print(f"dedupe:   {bpi:.1f} bytes per remembered id (tracemalloc, 2M ids), {inserts:,.0f} inserts/s")
+    deliver_us = delivery["sandbox"] / delivery["messages"] * 1e6
+    httpx_us = delivery["httpx"] / delivery["messages"] * 1e6
+    print(
+        f"delivery: {deliver_us:.2f} µs CPU per message (queue, HMAC, aiohttp POSTs of 500); "
+        f"httpx POSTs of the same batches: {httpx_us:.2f} µs ({deliver_us / httpx_us:.2f} x)"
+    )
     ok = single["non_200"] == {} and batch["non_200"] == {} and batch["delivered"] == batch["messages"]
     if not ok:
         print("WARNING: non-200 answers or undelivered messages, see above", file=sys.stderr)
@@ -340,6 +426,8 @@ def main() -> int:
                 "single_vs_baseline": round(single_rps / base_rps, 3),
                 "baseline_batch_msgs_per_sec_per_core": round(base_mps),
                 "batch_vs_baseline": round(batch_mps / base_mps, 3),
+                "delivery_us_per_msg": round(deliver_us, 3),
+                "httpx_delivery_us_per_msg": round(httpx_us, 3),
             }
         )
     )

@@ -51,6 +51,7 @@ GENERATOR_CPU = 0
 SINK_CPU = (os.cpu_count() or 2) - 1
 MIX_REQUESTS = 2000
 WARMUP = 6.0
+SCENARIOS_WARMUP = 12.0  # the scenarios build the traffic model (event pools, users) at test start
 USERS = 50
 
 NGINX_CONF = """
@@ -179,14 +180,14 @@ def _lua(value: str | bytes) -> str:
 
 
 def measure(name: str, argv: list[str], sink: Sink, seconds: float, env: dict | None = None,
-            pin: bool = True) -> tuple[int, float, float, subprocess.Popen]:  # fmt: skip
+            pin: bool = True, warmup: float = WARMUP) -> tuple[int, float, float, subprocess.Popen]:  # fmt: skip
     """Start a contender, skip the warm-up, measure a window; returns (requests, cpu, wall, process)."""
     if pin:
         argv = ["taskset", "-c", str(GENERATOR_CPU), *argv]
     log = open(Path(tempfile.gettempdir()) / f"throughput-{name}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        time.sleep(WARMUP)
+        time.sleep(warmup)
         if process.poll() is not None:
             raise SystemExit(f"{name} exited early; see {log.name}")
         requests0, cpu0, wall0 = sink.requests(), tree_cpu_seconds(process.pid), time.monotonic()
@@ -219,11 +220,11 @@ def locust_argv(locustfile: str, sink: Sink, run_time: float, *extra: str) -> li
 
 def run_scenarios(name: str, sink: Sink, args: argparse.Namespace, report_dir: Path, *extra: str,
                   pin: bool = True) -> Row:  # fmt: skip
-    run_time = WARMUP + args.seconds + 4
+    run_time = SCENARIOS_WARMUP + args.seconds + 4
     argv = locust_argv(str(ROOT / "scenarios"), sink, run_time, "--write-key", "bench-write-key",
                        "--target-rate", str(args.target_rate), "--report-dir", str(report_dir),
                        "--metrics-port", "0", *extra)  # fmt: skip
-    requests, cpu, wall, process = measure(name, argv, sink, args.seconds, pin=pin)
+    requests, cpu, wall, process = measure(name, argv, sink, args.seconds, pin=pin, warmup=SCENARIOS_WARMUP)
     _stop(process)
     summaries = sorted(report_dir.glob("*/summary.json"), key=os.path.getmtime)
     if not summaries:

@@ -187,10 +187,8 @@ def encode_seq_halves(run: int, stream: int, seqs: np.ndarray) -> np.ndarray:
     if seqs.size:
         _check_fields(0, run, stream, int(seqs.max()))
     low = np.uint64((0b10 << 62) | ((run & 0xFFF) << 50) | (stream << 38)) | seqs
-    raw = low.astype(">u8").view(np.uint8).reshape(-1, 8)
-    hexed = np.empty((len(seqs), 16), dtype=np.uint8)
-    hexed[:, 0::2] = _HEX_DIGITS[raw >> 4]
-    hexed[:, 1::2] = _HEX_DIGITS[raw & 0x0F]
+    # bytes.hex() writes every digit in one C pass: several times faster than two table lookups a byte
+    hexed = np.frombuffer(low.astype(">u8").tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(-1, 16)
     out = np.empty((len(seqs), 18), dtype=np.uint8)
     out[:, 0] = out[:, 5] = ord("-")
     out[:, 1:5] = hexed[:, :4]
@@ -243,7 +241,7 @@ def _decode_joined(joined: str, n: int) -> DecodedIds | None:
     if not (raw[:, _DASH_COLUMNS] == ord("-")).all():
         return None
     try:
-        octets = bytes.fromhex(joined.replace("-", ""))
+        octets = bytes.fromhex(raw[:, _HEX_COLUMNS].tobytes().decode("ascii"))  # cheaper than str.replace
     except ValueError:
         return None
     if len(octets) != 16 * n:  # fromhex skips whitespace: a short result means there was some

@@ -5,12 +5,14 @@ the library gzips) as the source's client library would send it: its path, heade
 size and messageId format, messages from the source's own users in believable sessions. It may
 instead hand out a due duplicate re-send, a bad-input case or a replay batch, per the profile.
 
-The per-message work is one join of six pre-encoded byte strings (event bodies encoded at start-up,
+The per-message work is one join of pre-encoded byte strings (event bodies encoded at start-up,
 per-user ids and context encoded once, the most active users' at start-up, messageId halves and
 timestamps from caches) with random choices drawn from numpy in bulk. What every request of one
 millisecond shares (the UUID's first half, sentAt, a body's closing bytes) is built once per
-millisecond, and each source kind has its own request builder (browser, batching library, direct
-HTTP caller), so a request costs a few Python calls; see bench/generator.py for the figures.
+millisecond. Each source kind has its own request builder (a browser's single event, a device's
+queued batch, a server's or HTTP caller's batch; `build_messages` is the general one, for batches
+that may reach the size cap, replays and bad inputs), and requests are made by `_event_request`,
+so a request costs a few Python calls; see bench/generator.py for the figures.
 """
 
 from __future__ import annotations
@@ -81,11 +83,44 @@ class PreparedRequest:
         return replace(self, headers=headers)
 
 
+_new_object = object.__new__
+
+
+def _event_request(source: str, library: str, path: str, headers: dict[str, str], body: bytes, seqs: range,
+                   message_count: int, sent_ms: int, messages: list[bytes], retry_count_header: str | None,
+                   call_types: Sequence[int]) -> PreparedRequest:  # fmt: skip
+    """`PreparedRequest(source, library, "POST", path, ...)` for live events, without calling the class.
+
+    Python 3.11 runs a class's `__init__` through C in a fresh interpreter frame; a plain function
+    call stays in the interpreter loop, which makes a browser request's object a third cheaper.
+    tests/loadgen check that this sets every field as the class does.
+    """
+    request = _new_object(PreparedRequest)
+    request.source = source
+    request.library = library
+    request.method = "POST"
+    request.path = path
+    request.headers = headers
+    request.body = body
+    request.seqs = seqs
+    request.message_count = message_count
+    request.sent_ms = sent_ms
+    request.kind = "event"
+    request.bad_case = None
+    request.expected_status = 200
+    request.rejected_seqs = []
+    request.messages = messages
+    request.retry_count_header = retry_count_header
+    request.call_types = call_types
+    return request
+
+
 class _EventPool:
     """Sessions of one source kind, each event encoded once: head bytes and (browser) page bytes.
 
-    A browser event's tail is its page, closing the context, then integrations and the message's
-    closing brace; other kinds' user tails close the message themselves (see Population.tail).
+    A browser event's tail is its page, closing the context, then integrations; the builder adds the
+    message's closing brace, or in a request body sentAt and writeKey before it. Other kinds' user
+    tails close the message themselves (see Population.tail).
     """
 
     def __init__(self, kind: str, profile: Profile, seed: int) -> None:
@@ -108,7 +143,7 @@ class _EventPool:
                         {"type": "track", "event": event.name, "properties": event.properties}
                     )
                     self.heads.append(head[:-1])
-                    self.tails.append(page_tail(event.page or PAGES[0]) + b"}" if web else b"")
+                    self.tails.append(page_tail(event.page or PAGES[0]) if web else b"")
                 scripts.append(script)
             self.sessions[catalog_name] = scripts
             self.events[catalog_name] = [
@@ -124,13 +159,34 @@ class _EventPool:
         # a catalog's share is of events: pick sessions in proportion to share / session length
         session_weights = weights / mean_len
         self.catalog_p = session_weights / session_weights.sum()
+        self.catalog_cdf = categorical_cdf(self.catalog_p)
         self.page_heads = [
             orjson.dumps({"type": "page", "name": p["title"], "properties": p})[:-1] for p in PAGES
         ]
-        self.page_tails = [page_tail(p) + b"}" for p in PAGES]
+        self.page_tails = [
+            page_tail(p) if web else b"" for p in PAGES
+        ]  # a server's page call: no context.page
         self.screen_heads = [
             orjson.dumps({"type": "screen", "name": s, "properties": {}})[:-1] for s in SCREENS
         ]
+
+
+def categorical_cdf(p: np.ndarray) -> np.ndarray:
+    """The cumulative distribution `Generator.choice(len(p), p=p)` draws from."""
+    cdf = np.asarray(p, dtype=np.float64).cumsum()
+    cdf /= cdf[-1]
+    return cdf
+
+
+def categorical(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndarray:
+    """`rng.choice(len(cdf), size, p=p)` for a few categories: the same uniform draws and the same
+    answers (searchsorted, side right, counts the edges at or below each draw), a few times faster
+    because it compares against each edge instead of searching per draw."""
+    uniform = rng.random(size)
+    out = np.zeros(size, dtype=np.int64)
+    for edge in cdf[:-1].tolist():
+        out += uniform >= edge
+    return out
 
 
 def page_tail(page: Mapping[str, str]) -> bytes:
@@ -149,7 +205,7 @@ def _single_call_path(call_type: str) -> str:
 _MS3Q = [milli + b'"' for milli in MS3]  # a timestamp's milliseconds, Z and closing quote
 _BROWSER_PATHS = tuple(f"/v1/{t[0]}" for t in CALL_TYPES)
 _ACCOUNT_PAGE_TAIL = page_tail({"path": "/account", "referrer": "", "search": "", "title": "Your account",
-                                "url": "https://www.example-shop.com/account"}) + b"}"  # fmt: skip
+                                "url": "https://www.example-shop.com/account"})  # fmt: skip
 
 
 class _Source:
@@ -175,6 +231,7 @@ class _Source:
         self.events = gen.event_pool(self.kind)
         mix = profile.call_types[self.kind]
         self.type_p = np.array([mix.get(t, 0.0) for t in CALL_TYPES])
+        self.type_cdf = categorical_cdf(self.type_p)
         self.rate = profile.sender_events_per_second[self.kind]
         interval = lib.flush_interval_s if lib.flush_interval_s > 0 else 0.1
         self.fill_lambda = self.rate * interval + (1.0 if lib.flush_interval_s == 0 else 0.0)
@@ -210,11 +267,18 @@ class _Source:
         self.user_headers: dict[int, dict[str, str]] = {}
         self.last_ms = -1
         self.last_id_open = self.last_close = b""
+        self.seconds, self.second = gen.timestamps.seconds, gen.timestamps.second  # seconds: cleared in place
+        self.offline_share = profile.mobile_offline_share
+        self.offline_low, self.offline_high = profile.mobile_offline_delay_hours
+        self.timing = [self.batch_timing(count) for count in range(lib.flush_at + 1)] if lib.batches else []
+        self.unguarded = self.batch_guard // _MESSAGE_BYTES_ESTIMATE  # larger batches may reach the cap
+        self.live_messages = self.device_messages if self.kind == "mobile" else self.caller_messages
         if self.web:  # one header set per browser the population uses
             self.browser_headers = [
                 dict(self.headers_by_auth[Auth.BODY], **{"User-Agent": agent}) for agent in BROWSER_AGENTS
             ]
             self.headers_of_user = [self.browser_headers[agent] for agent in self.pop.agent_index]
+            self.page_parts = list(zip(self.events.page_heads, self.events.page_tails, strict=True))
             self.event_request: Callable[[int], PreparedRequest] = self.browser_request
         elif self.kind == "http":
             self.event_request = self.http_request
@@ -263,11 +327,17 @@ class _Source:
 
     def _refill(self) -> None:
         rng = self.rng
-        self.types = rng.choice(6, size=_BUFFER, p=self.type_p).tolist()
+        self.types = categorical(rng, self.type_cdf, _BUFFER).tolist()
         self.users = self.pop.users_at(rng.random(_BUFFER)).tolist()
-        n_catalogs = max(1, len(self.events.catalogs))
-        self.catalog_draws = rng.choice(n_catalogs, size=_BUFFER, p=self.events.catalog_p).tolist()
-        self.picks = rng.integers(0, 1 << 30, size=_BUFFER).tolist()
+        # read once per session start: a memoryview hands out those few as ints, no list of 8,192
+        self.catalog_draws = memoryview(categorical(rng, self.events.catalog_cdf, _BUFFER))
+        picks = rng.integers(0, 1 << 30, size=_BUFFER)
+        if self.web:  # the browser reads a pick only when a session starts; its lag and page come from it
+            self.picks: Sequence[int] = memoryview(picks)
+            self.event_lags = (2 + picks % 40).tolist()  # ms before sending, as build_messages draws it
+            self.page_picks = (picks % len(self.events.page_heads)).tolist()
+        else:
+            self.picks = picks.tolist()
         lib = self.library
         if lib.batches:
             counts = np.clip(rng.poisson(self.fill_lambda, size=_BUFFER), 1, lib.flush_at)
@@ -332,6 +402,7 @@ class _Source:
         guarded = count * _MESSAGE_BYTES_ESTIMATE > guard
         page_heads, page_tails, screen_heads = events.page_heads, events.page_tails, events.screen_heads
         identity_tail = _ACCOUNT_PAGE_TAIL if self.web else b""
+        brace = b"}" if self.web else b""  # a browser event's tail leaves the message open
         last = count - 1
         # each message's distance back from end_ms; a full batch's step depends on its size alone
         back = self.offsets.get((count, step_ms))
@@ -366,7 +437,7 @@ class _Source:
                 head = self._identity_call(t, user)
                 etail = identity_tail
                 tail = user_tails.get(user) or pop.tail(user)  # logging in drops the cached tail
-            message = join((head, id_open, id_part, at, tail, etail))
+            message = join((head, id_open, id_part, at, tail, etail, brace))
             append(message)
             if guarded:
                 size += len(message) + 1
@@ -412,23 +483,29 @@ class _Source:
 
     # timing --------------------------------------------------------------------------------------
 
+    def batch_timing(self, count: int) -> tuple[float, float, list[int]]:
+        """For a live batch of `count` events: (the draw's multiplier giving how long before sending
+        the last event happened, ms between events, each event's ms before the last)."""
+        lib = self.library
+        if self.kind == "mobile":
+            span = min(lib.flush_interval_s, count * self.gen.profile.mobile_event_gap_seconds) * 1000.0
+            mult = 300.0 if count >= lib.flush_at else max(0.0, lib.flush_interval_s * 1000 - span)
+        else:
+            span = min(max(lib.flush_interval_s, 0.1), count / self.rate) * 1000.0 if count else 0.0
+            mult = 50.0
+        step = span / count if count else 0.0
+        return mult, step, [int(step * k) for k in range(count - 1, -1, -1)]
+
     def live_event_times(self, sent_ms: int, count: int) -> tuple[int, float]:
         """(end_ms, step_ms) for a request sent now: queued events spread back over the flush window."""
-        lib = self.library
         r = self.r.random()
         if not self.batches:
             return sent_ms - 2 - int(r * 40), 0.0
-        if self.kind == "mobile":
-            profile = self.gen.profile
-            span = min(lib.flush_interval_s, count * profile.mobile_event_gap_seconds) * 1000.0
-            last = r * 300 if count >= lib.flush_at else r * max(0.0, lib.flush_interval_s * 1000 - span)
-            if self.r.random() < profile.mobile_offline_share:
-                low, high = profile.mobile_offline_delay_hours
-                last += self.r.uniform(low, high) * 3_600_000
-        else:
-            span = min(max(lib.flush_interval_s, 0.1), count / self.rate) * 1000.0
-            last = r * 50
-        return sent_ms - int(last), span / count
+        mult, step, _ = self.timing[count]
+        last = r * mult
+        if self.kind == "mobile" and self.r.random() < self.offline_share:
+            last += self.r.uniform(self.offline_low, self.offline_high) * 3_600_000
+        return sent_ms - int(last), step
 
     # requests ----------------------------------------------------------------------------------
 
@@ -444,37 +521,166 @@ class _Source:
 
     def batch_request(self, sent_ms: int) -> PreparedRequest:
         """Live events of a batching library (mobile, server) as one POST of its batch endpoint."""
-        if self.pos >= _BUFFER:
+        pos = self.pos
+        if pos >= _BUFFER:
             self._refill()
         count = self.counts[self.pos]
-        end_ms, step_ms = self.live_event_times(sent_ms, count)
-        messages, start, user, kinds = self.build_messages(
-            count, sent_ms, end_ms, step_ms, self.per_message_users
-        )
-        body = b"".join((b'{"batch":[', b",".join(messages), self.last_close))  # build_messages set it
-        lib = self.library
-        if lib.gzip:
+        if count > self.unguarded:  # a batch that may reach the size cap: the general path measures it
+            end_ms, step_ms = self.live_event_times(sent_ms, count)
+            messages, start, user, kinds = self.build_messages(
+                count, sent_ms, end_ms, step_ms, self.per_message_users
+            )
+        else:
+            messages, start, user, kinds = self.live_messages(count, sent_ms)
+        body = b"".join((b'{"batch":[', b",".join(messages), self.last_close))  # set by the builder
+        if self.library.gzip:
             body = self.gzip(body)
         headers = self.user_headers.get(user) if self.agent_per_user else self.event_headers
         if headers is None:
-            headers = self.user_headers[user] = self.agent_headers_for(lib.auth, user, False)
+            headers = self.user_headers[user] = self.agent_headers_for(self.library.auth, user, False)
         n = len(messages)
-        return PreparedRequest(self.name, lib.name, "POST", self.batch_path, headers.copy(), body,
-                               range(start, start + n), n, sent_ms, "event", None, 200, [], messages,
-                               self.retry_count_header, kinds)  # fmt: skip
+        return _event_request(
+            self.name,
+            self.library.name,
+            self.batch_path,
+            headers.copy(),
+            body,
+            range(start, start + n),
+            n,
+            sent_ms,
+            messages,
+            self.retry_count_header,
+            kinds,
+        )
 
     def http_request(self, sent_ms: int) -> PreparedRequest:
         """Live events of a direct HTTP API caller: a single call or a batch, with its own auth."""
         if self.pos >= _BUFFER:
             self._refill()
         count = self.counts[self.pos]
-        end_ms, step_ms = self.live_event_times(sent_ms, count)
-        messages, start, user, kinds = self.build_messages(count, sent_ms, end_ms, step_ms, True)
+        if count > self.unguarded:
+            end_ms, step_ms = self.live_event_times(sent_ms, count)
+            messages, start, user, kinds = self.build_messages(count, sent_ms, end_ms, step_ms, True)
+        else:
+            messages, start, user, kinds = self.live_messages(count, sent_ms)
         path, headers, body = self.assemble(messages, kinds, user, sent_ms)
         n = len(messages)
-        return PreparedRequest(self.name, self.library.name, "POST", path, headers, body, range(start, start + n), n,
-                               sent_ms, "event", None, 200, [], messages, self.retry_count_header,
-                               kinds)  # fmt: skip
+        return _event_request(
+            self.name,
+            self.library.name,
+            path,
+            headers,
+            body,
+            range(start, start + n),
+            n,
+            sent_ms,
+            messages,
+            self.retry_count_header,
+            kinds,
+        )
+
+    def device_messages(self, count: int, sent_ms: int) -> tuple[list[bytes], int, int, list[int]]:
+        """`build_messages` for a mobile batch under the size cap: one device's queued events.
+
+        The same messages, written out for the one case most messages take: one user, so one
+        tail and one session cursor for the whole batch, and event times from the batch size's table.
+        """
+        mult, _, back = self.timing[count]
+        r = self.r
+        last = r.random() * mult
+        if r.random() < self.offline_share:
+            last += r.uniform(self.offline_low, self.offline_high) * 3_600_000
+        end_ms = sent_ms - int(last)
+        gen = self.gen
+        start = gen.next_seq
+        gen.next_seq = start + count
+        id_parts = self.ids.tails(start, count)
+        if sent_ms != self.last_ms:
+            self._at_ms(sent_ms)
+        id_open = self.last_id_open
+        pos = self.pos
+        if pos + count + 1 > _BUFFER:
+            self._refill()
+            pos = 0
+        end = self.pos = pos + count
+        user = self.users[pos]
+        pop = self.pop
+        tail = pop.tails.get(user) or pop.tail(user)
+        cursor = self.cursors.get(user, _NO_SESSION)
+        seconds, second = self.seconds, self.second
+        screen_heads, page_heads = self.events.screen_heads, self.events.page_heads
+        n_screens = len(screen_heads)
+        kinds = self.types[pos:end]
+        messages: list[bytes] = []
+        append = messages.append
+        join = b"".join
+        for t, pick, id_part, back_ms in zip(kinds, self.picks[pos:end], id_parts, back, strict=True):
+            if t == TRACK:  # the device's session goes on, or a new one starts
+                event = next(cursor, None)
+                if event is None:
+                    event = self._new_session(user, pick)
+                    cursor = self.cursors[user]
+                head = event[0]
+            elif t == SCREEN:
+                head = screen_heads[pick % n_screens]
+            elif t == PAGE:  # profile files give mobile no page calls; a Profile built in code may
+                head = page_heads[pick % len(page_heads)]
+            else:
+                head = self._identity_call(t, user)
+                tail = pop.tails.get(user) or pop.tail(user)  # logging in drops the cached tail
+            ms = end_ms - back_ms
+            sec = ms // 1000
+            append(join((head, id_open, id_part, seconds.get(sec) or second(sec), _MS3Q[ms % 1000], tail)))
+        return messages, start, user, kinds
+
+    def caller_messages(self, count: int, sent_ms: int) -> tuple[list[bytes], int, int, list[int]]:
+        """`build_messages` for a server or HTTP batch under the size cap: each message its own user."""
+        mult, _, back = self.timing[count]
+        end_ms = sent_ms - int(self.r.random() * mult)
+        gen = self.gen
+        start = gen.next_seq
+        gen.next_seq = start + count
+        id_parts = self.ids.tails(start, count)
+        if sent_ms != self.last_ms:
+            self._at_ms(sent_ms)
+        id_open = self.last_id_open
+        pos = self.pos
+        if pos + count + 1 > _BUFFER:
+            self._refill()
+            pos = 0
+        end = self.pos = pos + count
+        pop = self.pop
+        tails = pop.tails
+        cursors = self.cursors
+        seconds, second = self.seconds, self.second
+        events = self.events
+        screen_heads, page_heads = events.screen_heads, events.page_heads
+        n_screens, n_pages = len(screen_heads), len(page_heads)
+        kinds = self.types[pos:end]
+        messages: list[bytes] = []
+        append = messages.append
+        join = b"".join
+        user = 0
+        for t, user, pick, id_part, back_ms in zip(
+            kinds, self.users[pos:end], self.picks[pos:end], id_parts, back, strict=True
+        ):
+            if t == TRACK:
+                head = (next(cursors.get(user, _NO_SESSION), None) or self._new_session(user, pick))[0]
+            elif t == PAGE:
+                head = page_heads[pick % n_pages]
+            elif t == SCREEN:
+                head = screen_heads[pick % n_screens]
+            else:
+                head = self._identity_call(t, user)
+            ms = end_ms - back_ms
+            sec = ms // 1000
+            append(
+                join(
+                    (head, id_open, id_part, seconds.get(sec) or second(sec), _MS3Q[ms % 1000],
+                     tails.get(user) or pop.tail(user))
+                )
+            )  # fmt: skip
+        return messages, start, user, kinds
 
     def browser_request(self, sent_ms: int) -> PreparedRequest:
         """analytics.js: one event per request, built inline (most requests of a run take this path)."""
@@ -483,13 +689,14 @@ class _Source:
             self._refill()
             pos = 0
         self.pos = pos + 1
-        user, t, pick = self.users[pos], self.types[pos], self.picks[pos]
-        events = self.events
+        user = self.users[pos]
+        t = self.types[pos]
         if t == TRACK:
-            head, etail = next(self.cursors.get(user, _NO_SESSION), None) or self._new_session(user, pick)
+            head, etail = next(self.cursors.get(user, _NO_SESSION), None) or self._new_session(
+                user, self.picks[pos]
+            )
         elif t == PAGE:
-            k = pick % len(events.page_heads)
-            head, etail = events.page_heads[k], events.page_tails[k]
+            head, etail = self.page_parts[self.page_picks[pos]]
         else:
             head, etail = self._identity_call(t, user), _ACCOUNT_PAGE_TAIL
         pop = self.pop
@@ -498,19 +705,23 @@ class _Source:
         seq = gen.next_seq
         gen.next_seq = seq + 1
         ids = self.ids
-        id_part = (
-            ids.block[seq - ids.block_start] if ids.block_start <= seq < ids.block_end else ids.tail(seq)
-        )
+        if (
+            seq < ids.block_end and seq >= ids.block_start
+        ):  # two compares: each one the interpreter specializes
+            id_part = ids.block[seq - ids.block_start]
+        else:
+            id_part = ids.tail(seq)
         if sent_ms != self.last_ms:  # many requests share a millisecond: their id opening and sentAt too
             self._at_ms(sent_ms)
-        ms = sent_ms - 2 - pick % 40
-        message = b"".join(
-            (head, self.last_id_open, id_part, self.stamps.get(ms) or gen.timestamps.stamp(ms), tail, etail)
-        )
-        return PreparedRequest(self.name, "analytics.js", "POST", _BROWSER_PATHS[t],
-                               self.headers_of_user[user].copy(), message[:-1] + self.last_close,
-                               range(seq, seq + 1), 1, sent_ms, "event", None, 200, [], [message], None,
-                               _ONE_CALL_TYPE[t])  # fmt: skip
+        ms = sent_ms - self.event_lags[pos]
+        stamp = self.stamps.get(ms) or gen.timestamps.stamp(ms)
+        id_open = self.last_id_open
+        join = b"".join
+        return _event_request(self.name, "analytics.js", _BROWSER_PATHS[t], self.headers_of_user[user].copy(),
+                              join((head, id_open, id_part, stamp, tail, etail, self.last_close)),
+                              range(seq, seq + 1), 1, sent_ms,
+                              [join((head, id_open, id_part, stamp, tail, etail, b"}"))], None,
+                              _ONE_CALL_TYPE[t])  # fmt: skip
 
     def agent_headers_for(self, auth: Auth, user: int, bulk: bool) -> dict[str, str]:
         """The headers of `auth` with the user's own User-Agent (browser, iOS), shared per agent."""
@@ -578,6 +789,7 @@ class TrafficGenerator:
             for index, (name, share) in enumerate(profile.sources.items())
         }
         self._r = random.Random(f"{seed}:{stream}:plan")
+        self._roll = self._r.random
         self.duplicates = DuplicatePlan(
             share=profile.duplicate_share,
             delays=profile.duplicate_delays,
@@ -609,9 +821,10 @@ class TrafficGenerator:
         """One request built now: a due duplicate re-send, a bad input, a replay batch or live events."""
         src = self._sources.get(source) or self._source(source)
         sent_ms = int(self.clock() * 1000)
-        if self.duplicates.pending and self.duplicates.has_due(source, sent_ms):
+        duplicates = self.duplicates
+        if duplicates.pending and duplicates.has_due(source, sent_ms):
             return self._duplicate_request(src, sent_ms)
-        roll = self._r.random()
+        roll = self._roll()
         if roll < self._special_share:
             if roll < self.profile.bad_input_share and self._bad_names:
                 case = self._r.choices(self._bad_names, self._bad_weights)[0]

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from loadgen.ids import MAX_RUN, MAX_STREAM, decode_many, run_id_from_name
+from loadgen.ids import MAX_RUN, MAX_STREAM, run_id_from_name
 from loadgen.ledger import LedgerDelta, LedgerFormatError
 from monitor import metrics
 from monitor.audit import Audit, DestinationAudit
@@ -168,9 +168,8 @@ class Monitor:
         self, dest: DestinationAudit, delivery: Delivery, arrival_ms: float
     ) -> tuple[int, list, bytes]:
         dest.malformed_items += delivery.bad_items
-        decoded = decode_many(delivery.message_ids)
         decision = self.behaviours[dest.config.name].decide(time.monotonic())
-        self.audit.record(dest, decoded, delivery.users, arrival_ms, decision.refusal_class)
+        self.audit.record(dest, delivery.message_ids, delivery.users, arrival_ms, decision.refusal_class)
         dest.count_request(decision.status, decision.reason)
         if decision.refused:
             dest.refused_messages[decision.reason] = dest.refused_messages.get(decision.reason, 0) + len(

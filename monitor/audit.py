@@ -1,27 +1,38 @@
 """The exact delivery audit: every delivered seq, per destination, run, stream, in roaring bitmaps.
 
-Hot path: `Audit.record` takes one delivery request's decoded id columns and does a handful of
-numpy and bitmap operations per (run, stream) group in it, with one small Python loop only for the
-per-user order check. Everything that needs the ledger (lost, rejected-but-delivered, dedupe leaks)
-is computed by set algebra when asked (`DestinationAudit.stats`), so it does not matter whether a
-ledger delta arrives before or after the deliveries it describes. The one time-dependent figure is
-`late`: a seq first delivered after its loss deadline had passed (`due` at arrival).
+Hot path: `Audit.record` only queues a delivery request's messageId and user columns; `Audit.flush`
+audits the queue every FLUSH_ROWS rows and before any figure is read (every reader below, and
+`sweep`, flushes first), so the figures are those of auditing each request on arrival. One flush
+decodes all its ids in one numpy pass and does a handful of numpy and bitmap operations per
+(run, stream) group, with no per-message Python work: it saves the per-request numpy overhead.
+The per-user order check is `monitor.order.UserOrder`. Everything that needs the ledger (lost,
+rejected-but-delivered, dedupe leaks) is computed by set algebra when asked
+(`DestinationAudit.stats`), so it does not matter whether a ledger delta arrives before or after
+the deliveries it describes. The one time-dependent figure is `late`: a seq first delivered after
+its loss deadline had passed (`due` at arrival).
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, groupby
 
 import numpy as np
 from pyroaring import BitMap
 
-from loadgen.ids import CANARY_STREAM, DecodedIds, make_uuid
+from loadgen.ids import CANARY_STREAM, DecodedIds, decode_many, make_uuid
 from monitor.behaviours import DISCARD
 from monitor.config import DestinationConfig
 from monitor.latency import LatencyHistogram
 from monitor.ledgers import LOW_32, LedgerBook, bitmap_of
+from monitor.order import NO_USER, UserOrder, user_keys_of
+
+log = logging.getLogger("monitor")
+
+FLUSH_ROWS = 8192
+"""Queued rows that trigger an audit pass (a few ms of numpy work on the request that reaches it)."""
 
 CanaryHook = Callable[[str, np.ndarray, np.ndarray, np.ndarray, float], None]
 """Called with (destination, run, seq, sent_ms columns, arrival_ms) for canary rows."""
@@ -38,8 +49,7 @@ class Cell:
     """Expected seqs whose loss deadline has passed."""
     refused_retry: BitMap = field(default_factory=BitMap)
     refused_discard: BitMap = field(default_factory=BitMap)
-    last_seq_by_user: dict[int, int] = field(default_factory=dict)
-    """hash(user id) → highest seq first-delivered for that user (64-bit hashes: collisions ~never)."""
+    order: UserOrder = field(default_factory=UserOrder)
     arrivals: int = 0
     duplicate_deliveries: int = 0
     late: int = 0
@@ -47,8 +57,11 @@ class Cell:
     redelivered_after_discard: int = 0
     refused_arrivals: int = 0
 
-    def accept(self, lo: np.ndarray, users: list | None) -> None:
-        """Audit the seqs (low 32 bits, in arrival order) of one accepted delivery."""
+    def accept(self, lo: np.ndarray, user_keys: np.ndarray | None) -> None:
+        """Audit the seqs (low 32 bits, in arrival order) of accepted deliveries.
+
+        `user_keys` holds each row's user hash, with `NO_USER` where the event named none.
+        """
         batch = bitmap_of(lo)
         if self.refused_discard and not self.refused_discard.isdisjoint(batch):
             # A 400-refused message came back: a retry the pipeline must never make.
@@ -56,8 +69,8 @@ class Cell:
             self.redelivered_after_discard += int(banned.sum())
             keep = ~banned
             lo = lo[keep]
-            if users is not None:
-                users = [u for u, k in zip(users, keep.tolist(), strict=True) if k]
+            if user_keys is not None:
+                user_keys = user_keys[keep]
             batch = bitmap_of(lo)
             if not len(lo):
                 return
@@ -83,23 +96,12 @@ class Cell:
         if self.due:
             self.late += self.due.intersection_cardinality(new)
         self.delivered |= batch
-        if users is None:
+        if user_keys is None:
             return
-        rows = zip(users, lo.tolist(), strict=True)
+        rows = user_keys != NO_USER
         if first is not None:
-            rows = (row for row, f in zip(rows, first.tolist(), strict=True) if f)
-        last = self.last_seq_by_user
-        out_of_order = 0
-        for user, seq in rows:
-            if user is None:
-                continue
-            key = hash(user)  # an int key: the table does not keep every user's id text alive
-            previous = last.get(key)
-            if previous is None or seq > previous:
-                last[key] = seq
-            elif seq < previous:
-                out_of_order += 1
-        self.out_of_order += out_of_order
+            rows &= first
+        self.out_of_order += self.order.check(user_keys[rows], lo[rows])
 
     def refuse(self, lo: np.ndarray, refusal_class: str) -> None:
         """Remember seqs of a refused delivery, so their redelivery can be judged."""
@@ -117,8 +119,8 @@ class Cell:
         return total + self.user_table_bytes()
 
     def user_table_bytes(self) -> int:
-        """The per-user order table: the dict plus one int key and one int value per user."""
-        return sys.getsizeof(self.last_seq_by_user) + 64 * len(self.last_seq_by_user)
+        """The per-user order table's arrays."""
+        return self.order.nbytes()
 
 
 @dataclass(slots=True)
@@ -186,6 +188,10 @@ def _lost_of(cell: Cell, ledger_parts: tuple[BitMap, ...]) -> BitMap:
     return cell.due - cell.delivered - cell.refused_discard - rejected - abandoned
 
 
+_Pending = tuple[DestinationAudit, list, list, float, str | None]
+"""A queued request: destination, messageIds, users, arrival time (ms), refusal class."""
+
+
 class Audit:
     """The audit of every destination, with the ledger book it checks deliveries against."""
 
@@ -193,41 +199,90 @@ class Audit:
         self.destinations = {name: DestinationAudit(cfg) for name, cfg in destinations.items()}
         self.ledgers = ledgers
         self.canary_hook: CanaryHook | None = None
+        self._pending: list[_Pending] = []
+        self._pending_rows = 0
 
     # --- hot path -------------------------------------------------------------------------------
 
     def record(
         self,
         dest: DestinationAudit,
-        decoded: DecodedIds,
-        users: list | None,
+        message_ids: list,
+        users: list,
         arrival_ms: float,
         refusal_class: str | None,
     ) -> None:
-        """Audit one delivery request (or, when `refusal_class` is set, remember its refusal)."""
+        """Take one delivery request (or, when `refusal_class` is set, its refusal) for the audit.
+
+        Requests are queued and audited together by `flush` (at FLUSH_ROWS rows, and before any
+        figure is read): a few numpy calls per thousands of rows instead of per request.
+        """
+        self._pending.append((dest, message_ids, users, arrival_ms, refusal_class))
+        self._pending_rows += len(message_ids)
+        if self._pending_rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Audit every queued request, each destination's in arrival order.
+
+        Consecutive requests of one destination with the same outcome are audited as one batch:
+        the same figures as one by one, since duplicates across requests are found as duplicates
+        within the batch and the first delivery of each seq keeps its place in arrival order.
+        """
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        by_destination: dict[str, list[_Pending]] = {}
+        for item in pending:
+            by_destination.setdefault(item[0].config.name, []).append(item)
+        for items in by_destination.values():
+            for refusal_class, run_of_items in groupby(items, key=lambda item: item[4]):
+                batch = list(run_of_items)
+                dest = batch[0][0]
+                if len(batch) == 1:
+                    message_ids, users, arrival_ms = batch[0][1], batch[0][2], np.float64(batch[0][3])
+                else:
+                    message_ids = list(chain.from_iterable(item[1] for item in batch))
+                    users = list(chain.from_iterable(item[2] for item in batch))
+                    arrival_ms = np.repeat(
+                        np.array([item[3] for item in batch]), [len(item[1]) for item in batch]
+                    )
+                if not message_ids:
+                    continue
+                try:
+                    self._record(dest, decode_many(message_ids), users, arrival_ms, refusal_class)
+                except Exception:  # a bug here must not stop the sweep task that also flushes
+                    log.exception("audit of %d queued rows for %s failed", len(message_ids), dest.config.name)
+
+    def _record(
+        self,
+        dest: DestinationAudit,
+        decoded: DecodedIds,
+        users: list,
+        arrival_ms: np.ndarray,
+        refusal_class: str | None,
+    ) -> None:
+        """Audit one batch of rows; `arrival_ms` is per row or one value for all."""
         valid = decoded.valid
         stream = decoded.stream
         canary = valid & (stream == CANARY_STREAM)
         if canary.any():
             valid = valid & ~canary
             if refusal_class is None and self.canary_hook is not None:
-                self.canary_hook(
-                    dest.config.name,
-                    decoded.run[canary],
-                    decoded.seq[canary],
-                    decoded.sent_ms[canary],
-                    arrival_ms,
-                )
+                self._canary_arrivals(dest, decoded, canary, arrival_ms)
         n_valid = int(np.count_nonzero(valid))
         dest.foreign_ids += len(valid) - n_valid - int(np.count_nonzero(canary))
         if not n_valid:
             return
         run, seq, sent_ms = decoded.run, decoded.seq, decoded.sent_ms
+        user_keys = None if refusal_class is not None else user_keys_of(users)
         if n_valid < len(valid):
             rows = np.flatnonzero(valid)
             run, stream, seq, sent_ms = run[rows], stream[rows], seq[rows], sent_ms[rows]
-            if users is not None:
-                users = [users[i] for i in rows.tolist()]
+            if user_keys is not None:
+                user_keys = user_keys[rows]
+            if arrival_ms.ndim:
+                arrival_ms = arrival_ms[rows]
         high = seq >> np.uint64(32)
         lo = (seq & np.uint64(LOW_32)).astype(np.uint32)
         key = (run.astype(np.uint64) << np.uint64(18)) | (stream.astype(np.uint64) << np.uint64(6)) | high
@@ -241,10 +296,7 @@ class Audit:
             if refusal_class is not None:
                 cell.refuse(part, refusal_class)
                 continue
-            part_users = users
-            if rows is not None and users is not None:
-                part_users = [users[i] for i in rows.tolist()]
-            cell.accept(part, part_users)
+            cell.accept(part, user_keys if rows is None or user_keys is None else user_keys[rows])
         if refusal_class is not None:
             return
         latency_ms = arrival_ms - sent_ms.astype(np.float64)
@@ -254,6 +306,24 @@ class Audit:
             for r in np.unique(run).tolist():
                 dest.histogram(r).observe_many(latency_ms[run == r])
 
+    def _canary_arrivals(
+        self, dest: DestinationAudit, decoded: DecodedIds, canary: np.ndarray, arrival_ms: np.ndarray
+    ) -> None:
+        """Hand canary rows to the prober, one call per request (each has its own arrival time)."""
+        assert self.canary_hook is not None
+        rows = np.flatnonzero(canary)
+        arrivals = np.broadcast_to(arrival_ms, canary.shape)[rows]
+        bounds = np.flatnonzero(np.r_[True, arrivals[1:] != arrivals[:-1], True])
+        for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            part = rows[start:end]
+            self.canary_hook(
+                dest.config.name,
+                decoded.run[part],
+                decoded.seq[part],
+                decoded.sent_ms[part],
+                float(arrivals[start]),
+            )
+
     @staticmethod
     def _groups(key: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         order = np.argsort(key, kind="stable")
@@ -261,12 +331,16 @@ class Audit:
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         ends = np.r_[starts[1:], len(order)]
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            yield int(sorted_keys[s]), np.sort(order[s:e])
+            yield int(sorted_keys[s]), order[s:e]  # ascending: the sort is stable
 
     # --- ledger-driven ----------------------------------------------------------------------------
 
     def sweep(self, now_ms: float) -> int:
-        """Fold accepted seqs whose loss deadline has passed into each destination's `due` sets."""
+        """Fold accepted seqs whose loss deadline has passed into each destination's `due` sets.
+
+        Queued deliveries are audited first: `late` is judged against `due` as it was at arrival.
+        """
+        self.flush()
         taken = self.ledgers.take_due(now_ms)
         for ledger, pending in taken:
             for dest in self.destinations.values():
@@ -282,6 +356,7 @@ class Audit:
 
     def stats(self, dest: DestinationAudit, run: int) -> CellStats:
         """Exact figures of `dest` for `run` (a run with no ledger yet has only delivery figures)."""
+        self.flush()
         total = CellStats()
         sources = dest.config.sources
         keys = {(stream, hi) for (r, stream, hi) in dest.cells if r == run}
@@ -327,6 +402,7 @@ class Audit:
         true send time: run, stream and seq (the UUID's last 74 bits) are exact, the leading
         48-bit time field may be later than the original by up to one ledger interval.
         """
+        self.flush()
         out: list[dict[str, object]] = []
         empty = BitMap()
         for (r, stream, hi), cell in sorted(dest.cells.items()):
@@ -353,6 +429,7 @@ class Audit:
         return out
 
     def runs_seen(self) -> set[int]:
+        self.flush()
         runs = set(self.ledgers.runs)
         for dest in self.destinations.values():
             runs.update(r for r, _, _ in dest.cells)
@@ -360,8 +437,10 @@ class Audit:
 
     def memory_bytes(self) -> int:
         """Bytes held by the audit's bitmaps and per-user tables (an estimate for the benchmark)."""
+        self.flush()
         return sum(cell.memory_bytes() for d in self.destinations.values() for cell in d.cells.values())
 
     def user_table_bytes(self) -> int:
         """The part of `memory_bytes` held by per-user order tables (bounded by users × streams)."""
+        self.flush()
         return sum(cell.user_table_bytes() for d in self.destinations.values() for cell in d.cells.values())

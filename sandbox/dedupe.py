@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,28 +27,47 @@ _EMPTY_KEYS = np.empty(0, dtype=np.int64)
 _EMPTY_TIMES = np.empty(0, dtype=np.uint32)
 
 
+_SOURCE_HASHERS: dict[str, Any] = {}  # source -> blake2b state after "<source>\x00"
+
+
+def _source_hasher(source: str) -> Any:
+    """The blake2b state of one source's prefix: copying it costs less than a new hasher per id."""
+    hasher = _SOURCE_HASHERS.get(source)
+    if hasher is None:
+        if len(_SOURCE_HASHERS) >= 1024:
+            _SOURCE_HASHERS.clear()
+        prefix = f"{source}\x00".encode("utf-8", "surrogatepass")
+        hasher = _SOURCE_HASHERS[source] = hashlib.blake2b(prefix, digest_size=8)
+    return hasher
+
+
 def id_hash(source: str, message_id: str) -> int:
-    """Stable signed 64-bit hash of one (source, messageId); stable across restarts for the saved state."""
-    digest = hashlib.blake2b(
-        f"{source}\x00{message_id}".encode("utf-8", "surrogatepass"), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "little", signed=True)
+    """Stable signed 64-bit hash of one (source, messageId); stable across restarts for the saved state.
+
+    It is blake2b-64 of `<source>` NUL `<messageId>` in UTF-8 (lone surrogates passed through).
+    """
+    h = _source_hasher(source).copy()
+    h.update(message_id.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest(), "little", signed=True)
 
 
 def id_hashes(source: str, message_ids: list[str]) -> list[int]:
     """`id_hash` of each messageId of one request (the same values), with the per-call work done once.
 
-    The source prefix is encoded once and the digests are converted to ints in one numpy call: about
-    half the cost of calling `id_hash` per message, which is a measurable share of batched ingest.
+    The source's prefix state is copied per id (the hasher's constructor costs more than hashing a
+    short id) and the digests become ints in one numpy call: well under half the cost of a new
+    hasher and `int.from_bytes` per message.
     """
     if len(message_ids) < 4:
         return [id_hash(source, m) for m in message_ids]  # numpy's call overhead is not worth it
-    prefix = f"{source}\x00".encode("utf-8", "surrogatepass")
-    blake2b = hashlib.blake2b
-    digests = b"".join(
-        [blake2b(prefix + m.encode("utf-8", "surrogatepass"), digest_size=8).digest() for m in message_ids]
-    )
-    return np.frombuffer(digests, dtype="<i8").tolist()
+    copy = _source_hasher(source).copy
+    digests = []
+    append = digests.append
+    for m in message_ids:
+        h = copy()
+        h.update(m.encode("utf-8", "surrogatepass"))
+        append(h.digest())
+    return np.frombuffer(b"".join(digests), dtype="<i8").tolist()
 
 
 def _tick(now: float) -> int:

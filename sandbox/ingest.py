@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import logging
 import math
 import time
@@ -353,6 +354,26 @@ class Ingest:
             )
         return 200, JSON_HEADERS, orjson.dumps({"success": True, "rejected": len(errors), "errors": errors})
 
+    @staticmethod
+    def _corrected(original: Any, sent: Any, now: float, skews: dict[str | None, float | None]) -> Any:
+        """`original` shifted by the client's clock skew (now − sentAt); `original` itself when either
+        is not an ISO 8601 time. `skews` caches the skew per sentAt within one request."""
+        if type(sent) is not str:
+            sent = None  # also keeps unhashable values out of the cache
+        skew = skews.get(sent, _MISSING)
+        if skew is _MISSING:
+            sent_t = parse_time(sent)
+            skew = skews[sent] = None if sent_t is None else now - sent_t
+        if skew is None:
+            return original
+        original_t = parse_time(original)
+        if original_t is None:
+            return original
+        try:
+            return format_time(original_t + skew)
+        except (ValueError, OverflowError, OSError):
+            return original
+
     def _accept(
         self,
         source: str,
@@ -364,7 +385,7 @@ class Ingest:
         """Validate, enrich, dedupe and route; returns the per-item errors."""
         now = time.time()
         received = format_time(now)
-        skew_cache: dict[str | None, Any] = {}
+        skews: dict[str | None, float | None] = {}  # sentAt -> receivedAt − sentAt
         size_limit = self.limits.max_message_bytes
         # The size check runs on the enriched JSON (serialized once, for delivery too). Enrichment adds
         # at most `allowance` bytes, so anything over limit + allowance was over the limit on arrival:
@@ -374,8 +395,11 @@ class Ingest:
         max_size = size_limit + allowance
         rejected = self.stats.rejected
         errors: list[dict[str, Any]] = []
-        accepted: list[tuple[bytes, Any]] = []
+        bodies: list[bytes] = []
+        integs: list[dict[str, Any] | None] = []
         mids: list[str] = []
+        routed = False  # whether any accepted message has an `integrations` object
+        stamps: dict[str, Any] = {}  # originalTimestamp -> corrected timestamp, for the request's sentAt
         dumps, tobytes = orjson.dumps, memoryview.tobytes
         # Hot loop: everything per request (received, allowance, the skew per sentAt) is computed
         # once above or cached; per message only the dict work that enrichment needs.
@@ -396,9 +420,6 @@ class Ingest:
             if mid is None:
                 mid = msg["messageId"] = str(uuid.uuid4())
             # clock-skew correction: timestamp = receivedAt − (sentAt − originalTimestamp)
-            sent = msg.get("sentAt", sent_at)
-            if type(sent) is not str:
-                sent = None  # also keeps unhashable values out of the cache below
             original = msg.get("originalTimestamp")
             if original is None:
                 original = msg.get("timestamp")
@@ -406,18 +427,16 @@ class Ingest:
                 msg["timestamp"] = received
             else:
                 msg["originalTimestamp"] = original
-                skew = skew_cache.get(sent, _MISSING)
-                if skew is _MISSING:
-                    sent_t = parse_time(sent)
-                    skew = skew_cache[sent] = None if sent_t is None else now - sent_t
-                original_t = parse_time(original)
-                if skew is not None and original_t is not None:
-                    try:
-                        msg["timestamp"] = format_time(original_t + skew)
-                    except (ValueError, OverflowError, OSError):
-                        msg["timestamp"] = original
+                own_sent = msg.get("sentAt")
+                if own_sent is None and type(original) is str:
+                    # the request's sentAt: the corrected time of an original is the same for every
+                    # message, and clients that write milliseconds repeat them within a batch
+                    stamp = stamps.get(original)
+                    if stamp is None:
+                        stamp = stamps[original] = self._corrected(original, sent_at, now, skews)
                 else:
-                    msg["timestamp"] = original
+                    stamp = self._corrected(original, own_sent, now, skews)
+                msg["timestamp"] = stamp
             msg["receivedAt"] = received
             msg["version"] = API_VERSION
             # Copy orjson's output into an exact-size bytes object: orjson allocates a 1 KB buffer and
@@ -434,16 +453,20 @@ class Ingest:
                     }
                 )
                 continue
-            accepted.append((body, msg.get("integrations")))
+            integ = msg.get("integrations")
+            if integ:
+                routed = True
+            bodies.append(body)
+            integs.append(integ)
             mids.append(mid)
-        if accepted:
+        if bodies:
             dup = self.dedupe.seen_many(id_hashes(source, mids), now)
             hits = dup.count(True)
+            self.stats.accepted[source] += len(bodies)
             if hits:
                 self.stats.dedupe_hits[source] += hits
-                accepted_new = [m for m, is_dup in zip(accepted, dup, strict=True) if not is_dup]
-            else:
-                accepted_new = accepted
-            self.router.route_many(source, accepted_new, now)
-            self.stats.accepted[source] += len(accepted)
+                keep = [not d for d in dup]
+                bodies = list(itertools.compress(bodies, keep))
+                integs = list(itertools.compress(integs, keep))
+            self.router.route_many(source, bodies, integs if routed else None, now)
         return errors

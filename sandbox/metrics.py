@@ -80,14 +80,20 @@ class LatencyHistogram:
         self.counts: dict[str, np.ndarray] = {}
         self.sums: dict[str, float] = {}
 
-    def observe_many(self, destination: str, seconds: np.ndarray) -> None:
+    def observe_many(self, destination: str, seconds: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Observe each value of `seconds` once, or `weights[i]` times (messages sharing a receivedAt)."""
         counts = self.counts.get(destination)
         if counts is None:
             counts = self.counts[destination] = np.zeros(len(self.bounds) + 1, dtype=np.int64)
             self.sums[destination] = 0.0
         # bucket i counts values <= bounds[i] (Prometheus `le`); the last slot is +Inf
-        counts += np.bincount(np.searchsorted(self.bounds, seconds, side="left"), minlength=len(counts))
-        self.sums[destination] += float(seconds.sum())
+        slots = np.searchsorted(self.bounds, seconds, side="left")
+        if weights is None:
+            counts += np.bincount(slots, minlength=len(counts))
+            self.sums[destination] += float(seconds.sum())
+        else:
+            counts += np.bincount(slots, weights=weights, minlength=len(counts)).astype(np.int64)
+            self.sums[destination] += float(np.dot(seconds, weights))
 
     def family(self) -> HistogramMetricFamily:
         fam = HistogramMetricFamily(

@@ -11,7 +11,8 @@ libraries do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import gevent
@@ -24,9 +25,11 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 _RECV = 65536
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the ingest API said: status None means no answer (timeout, refused, reset)."""
+class Answer(NamedTuple):
+    """What the ingest API said: status None means no answer (timeout, refused, reset).
+
+    A NamedTuple: one is made per request, and a frozen dataclass costs several times more to build.
+    """
 
     status: int | None
     retry_after: float | None = None
@@ -65,6 +68,7 @@ class IngestClient:
         self.network_timeout = network_timeout
         self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
+        self._family = _ip_family(self.host)
         self._deadline = gevent.Timeout(network_timeout)
         self._awaiting: _ResponseReader | None = None
 
@@ -115,7 +119,16 @@ class IngestClient:
             self._sock = None
 
     def _connect(self) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        if self._family is not None:  # an IP literal: no resolver round trip (gevent's runs in a thread)
+            sock = socket.socket(self._family, socket.SOCK_STREAM)
+            sock.settimeout(self.connect_timeout)
+            try:
+                sock.connect((self.host, self.port))
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls:
             from gevent import ssl
@@ -127,7 +140,9 @@ class IngestClient:
 
     def _exchange(self, data: bytes) -> Answer:
         sock = self._sock or self._connect()
-        sock.sendall(data)
+        sent = sock.send(data)  # one syscall for the usual whole write (gevent's sendall adds a getsockopt)
+        if sent < len(data):
+            sock.sendall(memoryview(data)[sent:])
         self._awaiting = _ResponseReader(sock)
         return self._read_answer()
 
@@ -254,6 +269,14 @@ class _ResponseReader:
                 self.more()
             except _Closed:
                 return self.received[start:]
+
+
+def _ip_family(host: str) -> int | None:
+    try:
+        version = ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
 
 
 def _header(head: bytes, name: bytes) -> bytes | None:

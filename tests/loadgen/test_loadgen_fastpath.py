@@ -23,6 +23,7 @@ from loadgen.ids import (
 )
 from loadgen.libraries import LIBRARIES
 from loadgen.population import Population, uuid4_text, uuid4_texts
+from loadgen.traffic import PreparedRequest, _event_request, categorical, categorical_cdf
 
 
 @settings(max_examples=50, deadline=None)
@@ -134,3 +135,43 @@ def test_shared_contexts_are_each_users_own_context(make_gen):
                 assert orjson.loads(context.removesuffix(b',"page":') + b"}") == pop.context(user)
             else:
                 assert orjson.loads(context.removesuffix(b',"integrations":{}}')) == pop.context(user)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 4_102_444_800_000))
+def test_timestamp_second_tables_match_strftime(ms):
+    """The date-and-time-of-day tables write what strftime writes, for any millisecond to 2100."""
+    cache = TimestampCache(limit=3)
+    expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    assert cache.encode(ms).decode() == expected
+    assert cache.encode(ms + 86_400_000).decode()[:10] == time.strftime(
+        "%Y-%m-%d", time.gmtime(ms // 1000 + 86_400)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8).filter(lambda w: sum(w) > 0),
+    st.integers(0, 2**32 - 1),
+)
+def test_categorical_draws_are_exactly_numpy_choice(weights, seed):
+    """`categorical` gives rng.choice's answers from the same draws, and leaves the generator where it does."""
+    p = np.array(weights) / sum(weights)
+    expected_rng, rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    expected = expected_rng.choice(len(p), size=5000, p=p)
+    assert categorical(rng, categorical_cdf(p), 5000).tolist() == expected.tolist()
+    assert rng.random() == expected_rng.random()
+
+
+def test_event_request_sets_every_field_as_the_class_does():
+    """The hot path's request factory and the dataclass agree on every field, so a new field cannot be missed."""
+    args = dict(source="web", library="analytics.js", path="/v1/t", headers={"A": "b"}, body=b"{}",
+                seqs=range(4, 5), message_count=1, sent_ms=123, messages=[b"{}"], retry_count_header=None,
+                call_types=(1,))  # fmt: skip
+    fast = _event_request(**args)
+    plain = PreparedRequest(
+        method="POST", kind="event", bad_case=None, expected_status=200, rejected_seqs=[], **args
+    )
+    for f in dataclasses.fields(PreparedRequest):
+        assert getattr(fast, f.name) == getattr(plain, f.name), f.name
+    assert fast == plain and fast.rejected_seqs is not _event_request(**args).rejected_seqs

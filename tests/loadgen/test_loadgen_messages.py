@@ -97,3 +97,22 @@ def test_fast_path_messages_have_the_builders_fields(make_gen, messages_of):
                 assert required[message["type"]] <= set(message)
                 seen.add(message["type"])
     assert seen == set(required)
+
+
+def test_server_page_and_screen_calls_are_valid_messages(make_gen, profile, decode, messages_of):
+    """Server libraries and HTTP callers may send page and screen calls: their context carries no page."""
+    mix = {"track": 0.4, "identify": 0.2, "page": 0.2, "screen": 0.2}
+    prof = dataclasses.replace(
+        profile, bad_input_share=0.0, call_types={**profile.call_types, "server": mix, "http": mix}
+    )
+    gen = make_gen(prof=prof)
+    seen = set()
+    for source in ("node", "ruby", "http"):
+        for _ in range(60):
+            req = gen.next_request(source)
+            doc = decode(req)
+            assert (check_batch(doc) if "batch" in doc else check_message(doc)) == []
+            for message in messages_of(req):
+                seen.add(message["type"])
+                assert "page" not in message.get("context", {})
+    assert {"page", "screen"} <= seen

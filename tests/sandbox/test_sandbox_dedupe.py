@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from sandbox.dedupe import Deduper, id_hash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandbox.dedupe import Deduper, _tick, id_hash
 
 
 def keys(source: str, ids) -> list[int]:
@@ -79,3 +82,33 @@ def test_http_dedupe_inside_and_outside_window(sandbox_factory, receiver_factory
     assert sb.post("/v1/batch", batch).status_code == 200  # outside the window: delivered again
     st = sb.wait_for(lambda s: s["delivered"].get("d") == 15)
     assert st["delivered"]["d"] == 15 and st["dedupe_hits"] == {"web": 5}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(st.integers(0, 60), max_size=30), st.integers(0, 15)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_tiers_match_a_plain_dict_model(calls):
+    """Any mix of scalar (≤ 8 keys) and vectorized calls, repeats and expiries, across the buffer
+    and both sorted tiers, answers exactly what a dict of last-remembered times answers."""
+    d = Deduper(window_seconds=2.0, max_ids=1_000_000, buffer_size=4, mid_size=16)
+    model: dict[int, int] = {}
+    t = 1_800_000_000.0
+    dups = 0
+    for ids, advance in calls:
+        t += advance / 10
+        tick = _tick(t)
+        ks = keys("s", ids)
+        expected = []
+        for k in ks:
+            dup = k in model and model[k] >= tick - 20
+            if not dup:
+                model[k] = tick
+            expected.append(dup)
+        assert d.seen_many(ks, t) == expected
+        dups += expected.count(True)
+    assert d.hits == dups

@@ -6,15 +6,20 @@ straightforward reference version kept here: the version the sandbox used before
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import orjson
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from sandbox.app import Pipeline
+from sandbox.config import parse_config
 from sandbox.dedupe import id_hash, id_hashes
+from sandbox.delivery import batch_body
 from sandbox.ingest import format_time, parse_time
 from sandbox.validate import MAX_MESSAGE_ID_CHARS, MESSAGE_TYPES, _json_type, _short, check_message
 
@@ -31,6 +36,11 @@ def reference_parse_time(value: Any) -> float | None:
         return dt.timestamp()
     except (ValueError, OverflowError, OSError):
         return None
+
+
+def reference_id_hash(source: str, message_id: str) -> int:
+    data = f"{source}\x00{message_id}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
 def reference_format_time(t: float) -> str:
@@ -189,9 +199,82 @@ def test_skew_correction_roundtrip_is_exact():
 
 @given(st.text(max_size=3), st.lists(st.text(max_size=40), max_size=20))
 def test_id_hashes_match_id_hash(source, ids):
-    assert id_hashes(source, ids) == [id_hash(source, m) for m in ids]
+    expected = [reference_id_hash(source, m) for m in ids]
+    assert id_hashes(source, ids) == expected
+    assert [id_hash(source, m) for m in ids] == expected  # the saved dedupe state stays readable
 
 
 def test_id_hashes_handle_lone_surrogates_like_id_hash():
     ids = ["a\ud800b", "\udfff", "é", "\U0001f600"]
-    assert id_hashes("src", ids) == [id_hash("src", m) for m in ids]
+    assert (
+        id_hashes("src", ids)
+        == [id_hash("src", m) for m in ids]
+        == [reference_id_hash("src", m) for m in ids]
+    )
+
+
+stamps = st.sampled_from(
+    [
+        "2026-03-04T05:06:00.123Z",
+        "2026-03-04T05:06:00.124Z",
+        "2026-03-04T05:05:59.999999+00:00",
+        "2026-03-04T07:06:00+02:00",
+        "yesterday",
+        "",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "timestamp": st.one_of(stamps, st.integers(0, 5)),
+                "originalTimestamp": stamps,
+                "sentAt": st.one_of(stamps, st.none()),
+            },
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.one_of(st.none(), stamps),
+)
+def test_batch_timestamps_equal_the_per_message_reference(items, sent_at):
+    """The per-request cache of corrected timestamps gives every message of a batch what the plain
+    datetime computation gives it: receivedAt − (sentAt − originalTimestamp), its own sentAt first."""
+    cfg = parse_config(
+        {
+            "sources": [{"name": "web", "write_key": "k"}],
+            "destinations": [{"name": "d", "url": "http://127.0.0.1:9/", "secret": "s", "batch_size": 100}],
+        }
+    )
+    pipeline = Pipeline(cfg)
+    now = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC).timestamp()
+    batch = [
+        {"type": "track", "event": "e", "userId": "u", "messageId": f"m{i}", **m} for i, m in enumerate(items)
+    ]
+    doc = {"batch": batch, **({"sentAt": sent_at} if sent_at is not None else {})}
+    with patch("sandbox.ingest.time.time", return_value=now):
+        status, _, _ = pipeline.ingest.handle(
+            "POST", "/v1/batch", {"authorization": None}.get, orjson.dumps({**doc, "writeKey": "k"})
+        )
+    assert status == 200
+    delivered = orjson.loads(batch_body(pipeline.queues[0]._take(100)))
+    assert [m["messageId"] for m in delivered] == [m["messageId"] for m in batch]
+    for sent, got in zip(batch, delivered, strict=True):
+        original = sent.get("originalTimestamp", sent.get("timestamp"))
+        own = sent.get("sentAt")
+        sent_time = reference_parse_time(own if own is not None else sent_at)
+        original_time = reference_parse_time(original)
+        if original is None:
+            expected = reference_format_time(now)
+        elif sent_time is None or original_time is None:
+            expected = original
+        else:
+            expected = reference_format_time(original_time + (now - sent_time))
+        assert got["timestamp"] == expected, (sent, sent_at)
+        assert got["receivedAt"] == reference_format_time(now) and got["version"] == 2
+        if original is not None:
+            assert got["originalTimestamp"] == original

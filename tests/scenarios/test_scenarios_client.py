@@ -13,7 +13,7 @@ from loadgen.plugin.processes import ChildServer, free_port
 from loadgen.traffic import PreparedRequest
 
 # A raw HTTP/1.1 server whose answer depends on the path (a real socket server, in its own process).
-SCRIPTED_SERVER = r'''
+SCRIPTED_SERVER = r"""
 import socket, sys, time
 ANSWERS = {
     b"/healthz": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
@@ -71,7 +71,7 @@ def serve(conn):
 while True:
     conn, _ = listener.accept()
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,17 @@ def test_every_response_framing_is_read_to_its_end(scripted: str, path: str, sta
         for _ in range(3):  # the connection stays usable (or is reopened) after each framing
             answer = client.send(request(path))
             assert (answer.status, answer.body, answer.error) == (status, body, "")
+    finally:
+        client.close()
+
+
+def test_a_body_larger_than_the_socket_buffer_is_sent_whole(scripted: str):
+    client = IngestClient(scripted)
+    try:
+        body = b"x" * 8_000_000  # far beyond one send(): the rest goes out with sendall
+        answer = client.send(request("/echo-head", body=body))
+        assert answer.status == 200 and b"content-length: 8000000" in answer.body.lower()
+        assert client.send(request("/plain")).status == 200  # the server read exactly that many bytes
     finally:
         client.close()
 
@@ -194,6 +205,39 @@ def test_an_answer_whose_read_was_killed_is_finished_without_losing_bytes(script
         client.close()
     with pytest.raises(RuntimeError, match="no request is awaiting"):
         client.finish()
+
+
+def test_ipv6_loopback_and_names_connect_too(tmp_path: Path):
+    """An IPv6 literal and a host name take the other connect paths; both reach a real server."""
+    import socket as stdlib_socket
+    import threading
+
+    for family, host in ((stdlib_socket.AF_INET6, "[::1]"), (stdlib_socket.AF_INET, "localhost")):
+        try:
+            listener = stdlib_socket.socket(family)
+            listener.bind(("::1" if family == stdlib_socket.AF_INET6 else "127.0.0.1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def answer_once(listener=listener) -> None:
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+                    data += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        server = threading.Thread(target=answer_once, daemon=True)
+        server.start()
+        client = IngestClient(f"http://{host}:{port}")
+        try:
+            assert client.send(request("/plain")).body == b"ok"
+        finally:
+            client.close()
+            server.join(5)
+            listener.close()
 
 
 def test_bad_target_urls_are_refused_by_name():
