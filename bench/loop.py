@@ -229,7 +229,7 @@ def locust_argv(rate: float, seconds: float, report_dir: Path, args: argparse.Na
     argv = [str(Path(sys.executable).with_name("locust")), "-f", str(ROOT / "scenarios"), "--headless",
             "--only-summary", "-t", f"{seconds:g}s", "--target-rate", f"{rate:g}",
             "--delivery-wait", f"{args.delivery_wait:g}", "--report-dir", str(report_dir),
-            "--metrics-port", "0"]  # fmt: skip
+            "--metrics-port", "0", "--latency-budget", f"{args.latency_budget:g}"]  # fmt: skip
     if args.processes > 1:
         argv += ["--processes", str(args.processes)]
     return argv
@@ -422,6 +422,8 @@ def main() -> int:
     parser.add_argument("--max-rate", type=float, default=400_000, help="never probe above this rate")
     parser.add_argument("--step", type=float, default=500, help="rates are rounded to this many msg/s")
     parser.add_argument("--processes", type=int, default=1, help="Locust --processes (1: none)")
+    parser.add_argument("--latency-budget", type=float, default=0.1,
+                        help="Locust --latency-budget (its default): users = requests/s x this")  # fmt: skip
     args = parser.parse_args()
     if args.factor <= 1 or min(args.probe_seconds, args.duration, args.step, args.min_rate) <= 0:
         parser.error("--factor must be > 1; --probe-seconds, --duration, --step and --min-rate > 0")

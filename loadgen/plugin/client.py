@@ -69,7 +69,6 @@ class IngestClient:
         self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
         self._family = _ip_family(self.host)
-        self._deadline = gevent.Timeout(network_timeout)
         self._awaiting: _ResponseReader | None = None
 
     def head_bytes(self, method: str, path: str, headers: dict[str, str], body_length: int) -> bytes:
@@ -85,20 +84,20 @@ class IngestClient:
         data = (
             self.head_bytes(request.method, request.path, request.headers, len(request.body)) + request.body
         )
-        deadline = self._deadline
-        deadline.start()  # one timer for the whole exchange, not one per socket operation
+        # One timer for the whole exchange, not one per socket operation. A new one each time: a
+        # gevent Timeout cancelled and started again can keep its first expiry and fire at once.
+        deadline = gevent.Timeout(self.network_timeout)
+        deadline.start()
         try:
             return self._exchange_with_one_retry_on_stale_connection(data)
         except (OSError, _Closed, ProtocolError, gevent.Timeout) as exc:
             if isinstance(exc, gevent.Timeout) and exc is not deadline:
                 raise
             self.close()
-            if exc is deadline:
-                self._deadline = gevent.Timeout(self.network_timeout)  # a fired Timeout fires again on start
             text = "no answer in time" if exc is deadline else str(exc)
             return Answer(None, error=f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
         finally:
-            deadline.cancel()
+            deadline.close()
 
     def _exchange_with_one_retry_on_stale_connection(self, data: bytes) -> Answer:
         reused = self._sock is not None
@@ -174,7 +173,7 @@ class IngestClient:
                 None, error=f"{type(exc).__name__}: {'no answer in time' if exc is deadline else exc}"
             )
         finally:
-            deadline.cancel()
+            deadline.close()
 
 
 class _ResponseReader:

@@ -83,7 +83,7 @@ class Controller:
         generator = TrafficGenerator(profile, seed=seed, run=0, stream=0, write_keys=write_keys)
         self.wiring = Wiring(run_name=run_name, seed=seed, monitor_url=monitor_url, write_keys=write_keys)
         options.harness_wiring = self.wiring.to_option()
-        self.plan = build_plan(generator, options.target_rate)
+        self.plan = build_plan(generator, options)
         self.monitor = MonitorClient(monitor_url) if monitor_url else None
         if self.monitor is not None:
             try:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadgen.plugin.plan import LATENCY_BUDGET
 from loadgen.plugin.shapes import SHAPES
 from loadgen.profile import DEFAULT_PROFILE, ProfileError, load_profile
 
@@ -102,6 +103,13 @@ def add_options(parser: Any) -> None:
         help="a send more than this many seconds behind its intended time is dropped and counted missed",
     )
     group.add_argument(
+        "--latency-budget",
+        type=float,
+        default=LATENCY_BUDGET,
+        help="seconds of answer latency the user pool absorbs at the target rate (users = requests/s x "
+        "this); lower it toward the target's real latency to spend less CPU per request",
+    )
+    group.add_argument(
         "--metrics-port",
         type=int,
         default=DEFAULT_METRICS_PORT,
@@ -127,6 +135,8 @@ def option_errors(options: Any) -> list[str]:
         errors.append(f"--loss-deadline must be > 0 seconds, got {options.loss_deadline:g}")
     if options.canary_interval < 0:
         errors.append(f"--canary-interval must be ≥ 0 seconds, got {options.canary_interval:g}")
+    if options.latency_budget <= 0:
+        errors.append(f"--latency-budget must be > 0 seconds, got {options.latency_budget:g}")
     if options.max_lag <= 0:
         errors.append(f"--max-lag must be > 0 seconds, got {options.max_lag:g}")
     try:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 LATENCY_BUDGET = 0.1
-"""Seconds of answer latency the user pool is sized to absorb at the peak rate without falling behind."""
+"""Default seconds of answer latency the user pool absorbs at the peak rate without falling behind."""
 MAX_USERS_PER_SOURCE = 5000
 
 
@@ -29,18 +29,21 @@ def plan_sources(
     shares: Mapping[str, float],
     messages_per_request: Mapping[str, float],
     peak_rate: float,
+    latency_budget: float = LATENCY_BUDGET,
 ) -> dict[str, SourceSchedule]:
     """Size each source's pool of users for the peak rate, counted across all workers.
 
-    A pool of ⌈requests/s × LATENCY_BUDGET⌉ users (at least 2) keeps up while answers take up to the
-    budget on average; slower answers show as corrected latency and, past --max-lag, missed sends.
+    A pool of ⌈requests/s × latency_budget⌉ users (at least 2) keeps up while answers take up to the
+    budget on average (Little's law); slower answers show as corrected latency and, past --max-lag,
+    missed sends. Every idle user costs a connection and wake-ups, so a fast target is best driven
+    with a budget near its real latency (--latency-budget).
     """
     plan = {}
     for source, share in shares.items():
         if share <= 0:
             continue
         mpr = messages_per_request[source]
-        concurrency = math.ceil(peak_rate * share / mpr * LATENCY_BUDGET)
+        concurrency = math.ceil(peak_rate * share / mpr * latency_budget)
         users = min(MAX_USERS_PER_SOURCE, max(2, concurrency))
         plan[source] = SourceSchedule(source, users, share, mpr)
     return plan

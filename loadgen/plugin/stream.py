@@ -51,11 +51,11 @@ def profile_for(options: Any) -> Profile:
     return replace(profile, **overrides)
 
 
-def build_plan(generator: TrafficGenerator, peak_rate: float) -> dict[str, SourceSchedule]:
+def build_plan(generator: TrafficGenerator, options: Any) -> dict[str, SourceSchedule]:
     """Users per source for the peak rate; the same on every process for the same options."""
     shares = generator.sources
     per_request = {source: generator.mean_messages_per_request(source) for source in shares}
-    return plan_sources(shares, per_request, peak_rate)
+    return plan_sources(shares, per_request, options.target_rate, options.latency_budget)
 
 
 class Stream:
@@ -77,7 +77,7 @@ class Stream:
         self.ledger = SentLedger(wiring.run, stream, wiring.run_name)
         self.stats = LoadStats()
         self.request_log: RequestLog | None = None  # Locust's statistics, set by worker.start_stream
-        self.plan = build_plan(self.generator, options.target_rate)
+        self.plan = build_plan(self.generator, options)
         self.pacers = {source: Pacer(schedule) for source, schedule in self.plan.items()}
         self.duration = shape_duration(options.load_shape, options.run_time)
         self.started = time.monotonic()

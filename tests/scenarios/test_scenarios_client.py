@@ -4,6 +4,7 @@ with each framing and failure a real ingest API or proxy can produce."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -247,23 +248,40 @@ def test_bad_target_urls_are_refused_by_name():
 
 
 def test_the_generators_requests_reach_the_sandbox_and_are_accepted(tmp_path: Path):
-    """Every source's requests, as the traffic model builds them, through this client into the real sandbox."""
+    """Every source's requests, as the traffic model builds them, through this client into the
+    real sandbox from many connections at once, for longer than the network timeout: each gets
+    the answer a correct API gives, and none times out (a gevent Timeout reused across exchanges
+    kept its first expiry and fired on whatever request was in flight a timeout later)."""
+    import gevent
+
     from loadgen.plugin.stack import SandboxStack
     from loadgen.profile import DEFAULT_PROFILE, load_profile
     from loadgen.traffic import TrafficGenerator
 
     profile = load_profile(DEFAULT_PROFILE)
-    stack = SandboxStack.start(tuple(profile.sources), None, 30.0, 0.0)
+    sources = list(profile.sources)
+    stack = SandboxStack.start(tuple(sources), None, 30.0, 0.0)
+    outcomes: list[tuple[str, str, int, int | None, str]] = []
     try:
         generator = TrafficGenerator(profile, seed=3, run=7, stream=0, write_keys=dict(stack.write_keys))
-        client = IngestClient(stack.ingest_url)
-        try:
-            for source in profile.sources:
-                for _ in range(5):
-                    req = generator.next_request(source)
+
+        def send_for(seconds: float, offset: int) -> None:
+            client = IngestClient(stack.ingest_url, network_timeout=1.0)
+            try:
+                started, i = time.monotonic(), offset
+                while time.monotonic() - started < seconds:
+                    req = generator.next_request(sources[i % len(sources)])
                     answer = client.send(req)
-                    assert answer.status == req.expected_status, (source, req.kind, answer)
-        finally:
-            client.close()
+                    outcomes.append((req.source, req.kind, req.expected_status, answer.status, answer.error))
+                    generator.on_answer(req, answer.status, req.seqs if answer.status == 200 else [])
+                    i += 1
+                    gevent.sleep(0.01)
+            finally:
+                client.close()
+
+        gevent.joinall([gevent.spawn(send_for, 3.0, k) for k in range(30)], raise_error=True)
     finally:
         stack.stop()
+    assert {source for source, *_ in outcomes} == set(sources)
+    wrong = [o for o in outcomes if o[3] != o[2]]
+    assert len(outcomes) > 300 and not wrong, wrong[:5]

@@ -15,6 +15,7 @@ import pytest
         (["--target-rate", "-5"], "--target-rate must be a positive number"),
         (["--slo", "missing-slo.yaml"], "--slo missing-slo.yaml: cannot read it"),
         (["--duplicate-share", "1.5"], "--duplicate-share must be between 0 and 1"),
+        (["--latency-budget", "0"], "--latency-budget must be > 0 seconds, got 0"),
         (["--host", "http://127.0.0.1:9"], "--host needs a write key"),
         (
             ["--host", "http://127.0.0.1:9", "--write-key", "k", "--monitor-url", "http://127.0.0.1:9"],

@@ -46,6 +46,8 @@ def test_plan_sizes_users_for_the_peak_request_rate():
     assert set(plan) == {"web", "java"}
     assert plan["web"].users == math.ceil(5000 * 0.1)  # 5,000 requests/s with a 0.1 s latency budget
     assert plan["java"].users == 2  # 20 requests/s: the minimum pool
+    fast = plan_sources({"web": 1.0}, {"web": 1.0}, 10_000, latency_budget=0.005)
+    assert fast["web"].users == 50  # a target answering in ~5 ms needs 10,000 x 0.005 users
 
 
 def test_pacer_keeps_the_rate_whatever_the_latency_and_counts_late_slots():
