@@ -591,18 +591,7 @@ class _Source:
         if r.random() < self.offline_share:
             last += r.uniform(self.offline_low, self.offline_high) * 3_600_000
         end_ms = sent_ms - int(last)
-        gen = self.gen
-        start = gen.next_seq
-        gen.next_seq = start + count
-        id_parts = self.ids.tails(start, count)
-        if sent_ms != self.last_ms:
-            self._at_ms(sent_ms)
-        id_open = self.last_id_open
-        pos = self.pos
-        if pos + count + 1 > _BUFFER:
-            self._refill()
-            pos = 0
-        end = self.pos = pos + count
+        start, id_parts, id_open, pos, end = self._claim(count, sent_ms)
         user = self.users[pos]
         pop = self.pop
         tail = pop.tails.get(user) or pop.tail(user)
@@ -633,22 +622,26 @@ class _Source:
             append(join((head, id_open, id_part, seconds.get(sec) or second(sec), _MS3Q[ms % 1000], tail)))
         return messages, start, user, kinds
 
-    def caller_messages(self, count: int, sent_ms: int) -> tuple[list[bytes], int, int, list[int]]:
-        """`build_messages` for a server or HTTP batch under the size cap: each message its own user."""
-        mult, _, back = self.timing[count]
-        end_ms = sent_ms - int(self.r.random() * mult)
+    def _claim(self, count: int, sent_ms: int) -> tuple[int, Sequence[bytes], bytes, int, int]:
+        """Seqs, id halves and buffer rows for a live batch: (first seq, id parts, id opening, pos, end)."""
         gen = self.gen
         start = gen.next_seq
         gen.next_seq = start + count
         id_parts = self.ids.tails(start, count)
         if sent_ms != self.last_ms:
             self._at_ms(sent_ms)
-        id_open = self.last_id_open
         pos = self.pos
         if pos + count + 1 > _BUFFER:
             self._refill()
             pos = 0
         end = self.pos = pos + count
+        return start, id_parts, self.last_id_open, pos, end
+
+    def caller_messages(self, count: int, sent_ms: int) -> tuple[list[bytes], int, int, list[int]]:
+        """`build_messages` for a server or HTTP batch under the size cap: each message its own user."""
+        mult, _, back = self.timing[count]
+        end_ms = sent_ms - int(self.r.random() * mult)
+        start, id_parts, id_open, pos, end = self._claim(count, sent_ms)
         pop = self.pop
         tails = pop.tails
         cursors = self.cursors
