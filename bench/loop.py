@@ -50,49 +50,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loadgen.plugin.processes import CommandResult, run_command  # noqa: E402
+from loadgen.plugin.processes import CommandResult, cpu_seconds, descendants, run_command  # noqa: E402
 
 ROLES = ("locust", "sandbox", "monitor")
 INGEST_ERROR_CLASSES = ("5xx", "429", "error")
 SAMPLE_INTERVAL = 0.25
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONFIRM_STEP_DOWN = 0.85
 # Locust starts, then the run, the delivery wait, the report and the stop: generous room for all.
 RUN_OVERHEAD_SECONDS = 120.0
 
 
 # Processes and their CPU -------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (all its threads), None once it is gone or a zombie."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for path in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            out += [int(c) for c in path.read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], children(pid)
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += children(current)
-    return found
 
 
 def role_of(pid: int) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
-import glob
 import json
 import os
 import shutil
@@ -46,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loadgen.plugin.processes import ChildServer, free_port  # noqa: E402
+from loadgen.plugin.processes import ChildServer, cpu_seconds, descendants, free_port  # noqa: E402
 from loadgen.profile import DEFAULT_PROFILE, load_profile  # noqa: E402
 from loadgen.traffic import TrafficGenerator  # noqa: E402
 
@@ -128,25 +127,7 @@ class Sink:
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid` and its descendants (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for path in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            text = Path(path).read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        child = int(path.split("/")[2])
-        stats[child] = fields
-        children.setdefault(int(fields[1]), []).append(child)
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        if current in stats:
-            total += (int(stats[current][11]) + int(stats[current][12])) / tick
-        todo += children.get(current, [])
-    return total
+    return sum(cpu_seconds(p) or 0.0 for p in (pid, *descendants(pid)))
 
 
 def build_mix(path: Path, lua_path: Path) -> float:

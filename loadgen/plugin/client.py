@@ -12,6 +12,7 @@ libraries do.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -84,12 +85,18 @@ class IngestClient:
         data = (
             self.head_bytes(request.method, request.path, request.headers, len(request.body)) + request.body
         )
-        # One timer for the whole exchange, not one per socket operation. A new one each time: a
-        # gevent Timeout cancelled and started again can keep its first expiry and fire at once.
+        return self._within_deadline(self._exchange_with_one_retry_on_stale_connection, data)
+
+    def _within_deadline(self, exchange: Callable[..., Answer], *args: bytes) -> Answer:
+        """Run an exchange under one timer (not one per socket operation); failures become answers.
+
+        A new timer each time: a gevent Timeout cancelled and started again can keep its first
+        expiry and fire at once.
+        """
         deadline = gevent.Timeout(self.network_timeout)
         deadline.start()
         try:
-            return self._exchange_with_one_retry_on_stale_connection(data)
+            return exchange(*args)
         except (OSError, _Closed, ProtocolError, gevent.Timeout) as exc:
             if isinstance(exc, gevent.Timeout) and exc is not deadline:
                 raise
@@ -161,19 +168,7 @@ class IngestClient:
         """Read the answer to a request whose read was interrupted (by a kill), within the deadline."""
         if self._awaiting is None:
             raise RuntimeError("no request is awaiting its answer")
-        deadline = gevent.Timeout(self.network_timeout)
-        deadline.start()
-        try:
-            return self._read_answer()
-        except (OSError, _Closed, ProtocolError, gevent.Timeout) as exc:
-            if isinstance(exc, gevent.Timeout) and exc is not deadline:
-                raise
-            self.close()
-            return Answer(
-                None, error=f"{type(exc).__name__}: {'no answer in time' if exc is deadline else exc}"
-            )
-        finally:
-            deadline.close()
+        return self._within_deadline(self._read_answer)
 
 
 class _ResponseReader:

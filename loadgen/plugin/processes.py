@@ -1,7 +1,7 @@
 """Server processes known by their pid: started, awaited until healthy, stopped by pid.
 
 Used for the bundled sandbox and monitor, and by the tests and benchmarks that run real servers
-(harness parts, Prometheus). Imports no Locust, so any test can use it without gevent patching.
+(harness parts, Prometheus); the benchmarks also read processes' CPU time here (Linux /proc). Imports no Locust, so any test can use it without gevent patching.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import httpx
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 _PR_SET_PDEATHSIG = 1
@@ -69,6 +70,37 @@ def run_command(
         output = (out + err).decode(errors="replace")[-4000:]
         raise TimeoutError(f"{argv[:4]} did not finish in {timeout}s; its output ends:\n{output}") from None
     return CommandResult(process.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (all its threads), None once it is gone or a zombie."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in path.read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], children(pid)
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children(current)
+    return found
 
 
 def free_port() -> int:
