@@ -108,47 +108,54 @@ class Monitor:
         if scope.proto != "http":
             return
         path, method = scope.path, scope.method
+        # every body is read, on every route: granian closes a connection whose request body was
+        # left unread right after the answer, and a client reusing it meanwhile sees a reset
+        body = await self._read_body(scope, proto, self.config.max_body_bytes)
+        extra = [("connection", "close")] if isinstance(body, BodyError) else []
         try:
             if path.startswith("/webhook/"):
                 if method != "POST":
                     raise HttpError(405, "method_not_allowed", "webhooks take POST")
-                status, headers, body = await self.webhook(path[len("/webhook/") :], scope, proto)
-                proto.response_bytes(status, headers, body)
+                status, headers, answer = await self.webhook(path[len("/webhook/") :], scope, body)
+                proto.response_bytes(status, headers + extra, answer)
                 return
-            status, doc, content_type = await self.api(method, path, scope, proto)
+            if isinstance(body, BodyError):
+                raise HttpError(body.status, body.code, str(body))
+            status, doc, content_type = self.api(method, path, scope, body)
         except HttpError as exc:
             status, doc, content_type = exc.status, {"code": exc.code, "message": exc.message}, None
         except Exception:  # never let one request take the receiver down
             log.exception("error handling %s %s", method, path)
             status, doc, content_type = 500, {"code": "internal", "message": "internal error"}, None
         if content_type is None:
-            proto.response_bytes(status, JSON, orjson.dumps(doc))
+            proto.response_bytes(status, JSON + extra, orjson.dumps(doc))
         else:
-            proto.response_bytes(status, [("content-type", content_type)], doc)
+            proto.response_bytes(status, [("content-type", content_type), *extra], doc)
 
-    async def _read_body(self, scope: Any, proto: Any, limit: int) -> bytes:
+    async def _read_body(self, scope: Any, proto: Any, limit: int) -> bytes | BodyError:
+        """The body, or the BodyError to answer when it exceeds `limit` (the rest is left unread)."""
         length = scope.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            raise BodyError(413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit")
+            return BodyError(413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit")
         if length is not None:
             return await proto()
         chunks, size = [], 0
         async for chunk in proto:
             size += len(chunk)
             if size > limit:
-                raise BodyError(413, "too_large", f"body exceeds the {limit}-byte limit")
+                return BodyError(413, "too_large", f"body exceeds the {limit}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
 
     # --- receiver (the hot path) ----------------------------------------------------------------
 
-    async def webhook(self, name: str, scope: Any, proto: Any) -> tuple[int, list, bytes]:
+    async def webhook(self, name: str, scope: Any, body: bytes | BodyError) -> tuple[int, list, bytes]:
         dest = self.audit.destinations.get(name)
         if dest is None:
             raise HttpError(404, "unknown_destination", f"no destination named {name!r} is configured")
-        limit = self.config.max_body_bytes
         try:
-            body = await self._read_body(scope, proto, limit)
+            if isinstance(body, BodyError):
+                raise body
             arrival_ms = time.time() * 1000.0
             secret = dest.config.secret
             if secret is not None and not signature_ok(secret, body, scope.headers.get("x-signature")):
@@ -156,7 +163,7 @@ class Monitor:
                 dest.count_request(401, "bad_signature")
                 return 401, JSON, b'{"code":"bad_signature","message":"X-Signature missing or wrong"}'
             if scope.headers.get("content-encoding", "").lower() == "gzip":
-                body = gunzip(body, limit)
+                body = gunzip(body, self.config.max_body_bytes)
             delivery = parse_delivery(body)
         except BodyError as exc:
             dest.malformed_bodies += 1
@@ -186,7 +193,7 @@ class Monitor:
 
     # --- API ------------------------------------------------------------------------------------
 
-    async def api(self, method: str, path: str, scope: Any, proto: Any) -> tuple[int, Any, str | None]:
+    def api(self, method: str, path: str, scope: Any, body: bytes) -> tuple[int, Any, str | None]:
         query = parse_qs(scope.query_string)
         if path == "/healthz":
             return 200, {"ok": True}, None
@@ -194,7 +201,7 @@ class Monitor:
             self.sweep()
             return 200, metrics.render(self), metrics.CONTENT_TYPE
         if path == "/api/ledger" and method == "POST":
-            return self.post_ledger(await proto())
+            return self.post_ledger(body)
         if path == "/api/summary" and method == "GET":
             self.sweep()
             return 200, self.summary(self._run_arg(query)), None
@@ -206,7 +213,7 @@ class Monitor:
             return 200, {n: b.describe(now) for n, b in self.behaviours.items()}, None
         if path.startswith("/api/destinations/") and path.endswith("/behaviour") and method == "PUT":
             name = path[len("/api/destinations/") : -len("/behaviour")]
-            return 200, self.set_behaviour(name, await proto()), None
+            return 200, self.set_behaviour(name, body), None
         raise HttpError(404, "not_found", f"no route for {method} {path}")
 
     def post_ledger(self, body: bytes) -> tuple[int, Any, None]:

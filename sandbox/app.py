@@ -84,6 +84,14 @@ class Pipeline:
             self.dedupe.save(self.config.dedupe.state_path)
 
 
+ADMIN_ENDPOINTS = ("/healthz", "/metrics", "/admin/stats", "/admin/faults")
+
+
+def _endpoint(path: str) -> str:
+    """The `endpoint` label for a path outside /v1/."""
+    return path.lstrip("/") if path in ADMIN_ENDPOINTS else "other"
+
+
 class SandboxApp:
     """RSGI application: ingest under /v1/, admin under /admin/, plus /healthz and /metrics."""
 
@@ -98,20 +106,24 @@ class SandboxApp:
             return
         path = scope.path
         headers = scope.headers
-        if path.startswith("/v1/"):
-            raw = await self._read_body(headers, proto)
-            if raw is None:
-                status, hdrs, body = error_response(
-                    400, "payload_too_large", f"the request body exceeds {self.max_body} bytes"
-                )
-                # the rest of the body was not read: the connection cannot be reused
-                hdrs = [*hdrs, ("connection", "close")]
+        # every body is read, on every route: granian closes a connection whose request body was
+        # left unread right after the answer, and a client reusing it meanwhile sees a reset
+        raw = await self._read_body(headers, proto)
+        if raw is None:
+            status, hdrs, body = error_response(
+                400, "payload_too_large", f"the request body exceeds {self.max_body} bytes"
+            )
+            # the rest of the body was not read: the connection cannot be reused
+            hdrs = [*hdrs, ("connection", "close")]
+            if path.startswith("/v1/"):
                 self.stats.requests[ROUTES.get(path, ("other",))[0], 400] += 1
                 self.stats.rejected["unknown", "payload_too_large"] += 1
             else:
-                status, hdrs, body = self.ingest.handle(scope.method, path, headers.get, raw)
+                self.stats.requests[_endpoint(path), 400] += 1
+        elif path.startswith("/v1/"):
+            status, hdrs, body = self.ingest.handle(scope.method, path, headers.get, raw)
         else:
-            status, hdrs, body = await self._other(scope, proto, path)
+            status, hdrs, body = self._other(scope.method, path, raw)
         proto.response_bytes(status, hdrs, body)
 
     async def _read_body(self, headers: Any, proto: Any) -> bytes | None:
@@ -129,8 +141,7 @@ class SandboxApp:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _other(self, scope: Any, proto: Any, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
-        method = scope.method
+    def _other(self, method: str, path: str, raw: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         if path == "/healthz":
             out = 200, JSON_HEADERS, b'{"status":"ok"}'
         elif path == "/metrics" and method == "GET":
@@ -142,21 +153,15 @@ class SandboxApp:
         elif path == "/admin/faults" and method == "GET":
             out = 200, JSON_HEADERS, orjson.dumps(faults_to_dict(self.pipeline.faults.faults))
         elif path == "/admin/faults" and method == "PUT":
-            raw = await self._read_body(scope.headers, proto)
             out = self._put_faults(raw)
-            if raw is None:
-                out = (out[0], [*out[1], ("connection", "close")], out[2])
-        elif path in ("/healthz", "/metrics", "/admin/stats", "/admin/faults"):
+        elif path in ADMIN_ENDPOINTS:
             out = error_response(405, "method_not_allowed", f"{method} is not allowed on {path}")
         else:
             out = error_response(404, "not_found", f"no such endpoint: {path[:100]}")
-        endpoint = path if path in ("/healthz", "/metrics", "/admin/stats", "/admin/faults") else "other"
-        self.stats.requests[endpoint.lstrip("/"), out[0]] += 1
+        self.stats.requests[_endpoint(path), out[0]] += 1
         return out
 
-    def _put_faults(self, raw: bytes | None) -> tuple[int, list[tuple[str, str]], bytes]:
-        if raw is None:
-            return error_response(400, "payload_too_large", "the faults document is too large")
+    def _put_faults(self, raw: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -101,3 +101,18 @@ def test_bad_config_is_named(tmp_path):
         )
         assert result.returncode == 2, result.stderr
         assert key in result.stderr and str(path) in result.stderr, (key, result.stderr)
+
+
+def test_keep_alive_survives_bodies_on_every_route(start_monitor):
+    """Every body is read, so a kept-alive connection stays usable whatever the route answered."""
+    mon = start_monitor({"destinations": {"hook": {}}, "max_body_bytes": 65536})
+    routes = ["/webhook/nope", "/webhook/hook", "/api/summary", "/api/lost", "/metrics", "/healthz", "/x"]
+    for _ in range(25):
+        for path in routes:
+            for method in ("GET", "POST", "PUT"):
+                response = mon.http.request(method, path, content=b'{"x": 1}')
+                assert response.status_code < 500, (method, path, response.text)
+    # an oversized body is refused without reading it, and the connection is closed, not reused
+    response = mon.http.post("/webhook/hook", content=b"[" + b" " * 70_000 + b"]")
+    assert response.status_code == 413 and response.headers["connection"] == "close"
+    assert mon.http.get("/healthz").status_code == 200
