@@ -15,9 +15,8 @@ the first that did not; then one confirming run of --duration (180 s) at the bes
 confirming run fails, more follow (--confirm-attempts in all), each at 0.85× the last (at least
 --step lower).
 `sustained_msgs_per_sec` is the confirming run's achieved paced rate (the summary's
-`load.throughput`: messages of the paced traffic over the run's duration, so bad-input messages are
-not counted, which is why it sits below the target rate); `unexplained_loss` is that run's lost +
-pending over the destinations.
+`load.throughput`: new events and replays over the run's duration; bad-input messages and duplicate
+re-sends are not counted); `unexplained_loss` is that run's lost + pending over the destinations.
 CPU: every 0.25 s this script reads utime + stime (/proc/<pid>/stat, all threads) of the Locust
 process and of every descendant (from /proc/<pid>/task/*/children), each classed by its command line
 as locust, sandbox or monitor. A process's CPU over the run is its last reading minus its reading at
@@ -27,8 +26,8 @@ per million messages is that over the run's paced messages sent (each is deliver
 wall seconds: on 2 cores, a total near 2 means the machine is the limit. The machine may be shared
 with other work, so the 1-minute load average is printed with each run.
 
-Run: python bench/loop.py [--start-rate 5000] [--probe-seconds 40] [--duration 180]. The last line is
-one JSON object.
+Run: python bench/loop.py [--start-rate 5000] [--probe-seconds 40] [--duration 180]
+[--traffic-profile loadgen/profiles/server.yaml]. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -200,6 +199,8 @@ def locust_argv(rate: float, seconds: float, report_dir: Path, args: argparse.Na
             "--metrics-port", "0", "--latency-budget", f"{args.latency_budget:g}"]  # fmt: skip
     if args.processes > 1:
         argv += ["--processes", str(args.processes)]
+    if args.traffic_profile:
+        argv += ["--traffic-profile", args.traffic_profile]
     return argv
 
 
@@ -390,6 +391,8 @@ def main() -> int:
     parser.add_argument("--max-rate", type=float, default=400_000, help="never probe above this rate")
     parser.add_argument("--step", type=float, default=500, help="rates are rounded to this many msg/s")
     parser.add_argument("--processes", type=int, default=1, help="Locust --processes (1: none)")
+    parser.add_argument("--traffic-profile", default=None,
+                        help="Locust --traffic-profile (default: the bundled default profile)")  # fmt: skip
     parser.add_argument("--latency-budget", type=float, default=0.1,
                         help="Locust --latency-budget (its default): users = requests/s x this")  # fmt: skip
     args = parser.parse_args()

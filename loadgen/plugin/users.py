@@ -73,7 +73,13 @@ class SourceUser(User):
             if self.intended > time.monotonic():
                 return
             intended, self.intended = self.intended, None
-            self.send(self.stream.generator.next_request(self.source), intended)
+            request = self.stream.generator.next_request(self.source)
+            self.send(request, intended)
+            # A re-send rides on top of the schedule, as an SDK's retry does not stop new events:
+            # the slot still carries the source's new traffic.
+            while request.kind == "duplicate":
+                request = self.stream.generator.next_request(self.source)
+                self.send(request, intended)
 
     def send(self, request: PreparedRequest, intended: float) -> None:
         """Send one request, retrying as the library does, and record what happened."""

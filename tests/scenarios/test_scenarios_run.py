@@ -47,6 +47,23 @@ def test_default_run_delivers_everything_exactly_once(locust_run):
     assert "<svg" in html and "PASS" in html and "http://" not in html.replace("http://127.0.0.1", "")
 
 
+def test_duplicate_resends_ride_on_top_of_the_schedule(locust_run):
+    """Big-batch libraries keep their planned message rate while duplicates are re-sent: a re-send
+    used to take the slot of a 100-250 message batch, halving those libraries' traffic."""
+    profile = Path(__file__).resolve().parents[2] / "loadgen" / "profiles" / "server.yaml"
+    run = locust_run(
+        "-t", "12s", "--target-rate", "3000", "--traffic-profile", str(profile),
+        "--duplicate-share", "0.05", "--bad-input-share", "0",
+    )  # fmt: skip
+    assert run.code == 0, run.output[-4000:]
+    by_source = run.summary()["load"]["by_source"]
+    big = ("go", "java", "python")  # 250, 250 and 100 messages a request; 0.27 of the messages
+    paced = sum(by_source[s]["paced_messages"] for s in big)
+    planned = 3000 * (0.07 + 0.08 + 0.12) * 12
+    assert paced >= 0.8 * planned, (paced, planned)
+    assert sum(by_source[s]["messages"] - by_source[s]["paced_messages"] for s in big) > 0, "re-sends ran"
+
+
 def test_injected_faults_fail_the_verdict_and_are_counted_exactly(locust_run, tmp_path: Path):
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n  destinations:\n    webhook:\n      drop: 0.05\n      duplicate: 0.02\n")
