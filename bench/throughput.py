@@ -16,7 +16,8 @@ CPU, for the same duration:
 After a warm-up, a window of --seconds is measured: requests from the sink's counter, the
 contender's CPU seconds from /proc (user + system, all its processes). "Per core" is per CPU second
 of the generator, which other work on the machine changes far less than wall rates (printed too).
-Messages per request: 1 for (a), the mix's mean for (b) and (c), the run summary's for (d).
+Messages per request: 1 for (a), the mix's mean for (b) and (c), the run summary's for (d) (new
+events, replays and duplicate re-sends; bad-input requests count as requests carrying no message).
 With --scale-out, (d) runs once more at twice that rate with `--processes 2` (two workers and the
 master, unpinned, sharing the 2 cores with the sink) for the 1 → 2 worker figure (wall msg/s).
 
@@ -227,7 +228,8 @@ def run_scenarios(name: str, sink: Sink, args: argparse.Namespace, rate: float, 
     if not summaries:
         raise SystemExit(f"{name}: no run summary in {report_dir}")
     load = json.loads(summaries[-1].read_text())["load"]
-    per_request = load["messages"] / max(1, load["requests"])
+    # bad-input requests are sent but not counted as messages: one carries 2,501 invalid ones
+    per_request = (load["messages"] - load["bad_input_messages"]) / max(1, load["requests"])
     run = ScenariosRun(rate, Row(name, requests, requests * per_request, cpu, wall), load["missed_ratio"])
     print(f"  {name} at {rate:,.0f} msg/s: {run.row.messages / wall:,.0f} msg/s sent, missed sends "
           f"{run.missed_ratio:.1%}, generator CPU {cpu / wall:.0%} busy, "
