@@ -1,7 +1,7 @@
 """Contender (e) for bench/throughput.py: the harness's own HTTP client alone, no Locust, no generation.
 
 Posts the pre-built requests of the mix (THROUGHPUT_MIX, written by bench/throughput.py) through
-`loadgen.plugin.client.IngestClient`, one gevent greenlet per connection, until killed or
+`harness.ingest_client.IngestClient`, one gevent greenlet per connection, until killed or
 --seconds pass: the floor of the harness's sending path in Python on this machine.
 
 Run by bench/throughput.py: python bench/client_loop.py URL --connections N --seconds S
@@ -13,14 +13,10 @@ import argparse
 import base64
 import json
 import os
-import sys
-from pathlib import Path
 
 import gevent
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from loadgen.plugin.client import IngestClient
+from harness.ingest_client import IngestClient
 from loadgen.traffic import PreparedRequest
 
 

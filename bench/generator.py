@@ -23,19 +23,15 @@ import dataclasses
 import gzip
 import json
 import os
-import sys
 import time
 import timeit
 import uuid
 import zlib
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import orjson
 from isal import isal_zlib
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loadgen.profile import DEFAULT_PROFILE, Profile, load_profile
 from loadgen.traffic import TrafficGenerator

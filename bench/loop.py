@@ -46,10 +46,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness.processes import CommandResult, cpu_seconds, descendants, run_command
 
-from loadgen.plugin.processes import CommandResult, cpu_seconds, descendants, run_command  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROLES = ("locust", "sandbox", "monitor")
 INGEST_ERROR_CLASSES = ("5xx", "429", "error")

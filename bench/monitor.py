@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness.processes import free_port
+from loadgen.ids import UUID_LENGTH, encode_uuids, run_id_from_name
 
-from loadgen.ids import UUID_LENGTH, encode_uuids, run_id_from_name  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BATCH = 100
 PYTHON = sys.executable
@@ -68,12 +67,6 @@ async def main(port):
 asyncio.run(main(int(sys.argv[1])))
 os._exit(0)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def event_template(i: int, users: int) -> dict:

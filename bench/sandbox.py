@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,9 @@ from pathlib import Path
 
 import httpx
 
+from harness.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DURATION = float(os.environ.get("BENCH_SECONDS", "6"))
 BATCH = 100
@@ -147,12 +147,6 @@ DELIVERY_SCRIPT = textwrap.dedent(
     print(json.dumps({"sandbox": asyncio.run(sandbox_queue()), "httpx": asyncio.run(httpx_posts())}))
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -43,12 +43,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness.processes import ChildServer, cpu_seconds, descendants, free_port
+from loadgen.profile import DEFAULT_PROFILE, load_profile
+from loadgen.traffic import TrafficGenerator
 
-from loadgen.plugin.processes import ChildServer, cpu_seconds, descendants, free_port  # noqa: E402
-from loadgen.profile import DEFAULT_PROFILE, load_profile  # noqa: E402
-from loadgen.traffic import TrafficGenerator  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GENERATOR_CPU = 0
 SINK_CPU = (os.cpu_count() or 2) - 1

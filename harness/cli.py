@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "traffic": ("loadgen.cli", "print the HTTP requests the traffic model would send"),
     "sandbox": ("sandbox.cli", "run the bundled reference pipeline (ingest, dedupe, delivery)"),
     "monitor": ("monitor.cli", "run the delivery monitor (receiver, audit, probes, /metrics)"),
-    "gate": ("monitor.gate", "judge a run summary (or Prometheus) against SLO thresholds, for CI"),
+    "gate": ("gate.cli", "judge a run summary (or Prometheus) against SLO thresholds, for CI"),
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from loadgen.validate import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES
+from loadgen.limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,11 @@ to 1, a negative rate).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from config_reader import SHARE_TOLERANCE, TOP, ConfigError, Reader
 from loadgen.bad_inputs import CASE_NAMES
 from loadgen.events import CATALOGS
 from loadgen.libraries import LIBRARIES, SOURCE_KIND_GROUP, SOURCE_LIBRARY
@@ -24,12 +21,11 @@ DEFAULT_PROFILE = Path(__file__).parent / "profiles" / "default.yaml"
 KINDS = ("mobile", "web", "server", "http")
 GROUPS = ("mobile", "web", "server")
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
-SHARE_TOLERANCE = 1e-6
 GZIP_LEVELS = {"isal": (0, 3), "zlib": (1, 9)}
 
 
-class ProfileError(ValueError):
-    """A profile that cannot be used; the message names the file and the key."""
+class ProfileError(ConfigError):
+    """A profile that cannot be used; the message names the file, line and key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,62 +66,6 @@ class Profile:
     gzip_level: int
 
 
-class _Reader:
-    """Walks the YAML document, naming `file: key.path` in every error."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, problem: str) -> ProfileError:
-        return ProfileError(f"{self.path}: {key}: {problem}")
-
-    def mapping(self, value: Any, key: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
-        for name in value:
-            if allowed is not None and name not in allowed:
-                where = name if key == "(top level)" else f"{key}.{name}"
-                raise self.fail(where, f"unknown key; allowed: {', '.join(allowed)}")
-        return dict(value)
-
-    def number(self, value: Any, key: str, *, minimum: float = 0.0, maximum: float = math.inf) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise self.fail(key, f"must be a number, got {value!r}")
-        if value < minimum:
-            what = "negative" if minimum == 0 else f"below {minimum}"
-            raise self.fail(key, f"{value!r} is {what}; it must be at least {minimum}")
-        if value > maximum:
-            raise self.fail(key, f"{value!r} is above the maximum {maximum}")
-        return float(value)
-
-    def integer(self, value: Any, key: str, *, minimum: int = 0, maximum: int = 2**31) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be an integer, got {value!r}")
-        return int(self.number(value, key, minimum=minimum, maximum=maximum))
-
-    def span(self, value: Any, key: str) -> tuple[float, float]:
-        if not isinstance(value, list | tuple) or len(value) != 2:
-            raise self.fail(key, f"must be a [min, max] pair, got {value!r}")
-        low = self.number(value[0], f"{key}[0]")
-        high = self.number(value[1], f"{key}[1]")
-        if high < low:
-            raise self.fail(key, f"max {high} is below min {low}")
-        return low, high
-
-    def shares(self, value: Any, key: str, allowed: tuple[str, ...], what: str) -> dict[str, float]:
-        if not isinstance(value, Mapping) or not value:
-            raise self.fail(key, "must be a non-empty mapping of name -> share")
-        out: dict[str, float] = {}
-        for name, share in value.items():
-            if name not in allowed:
-                raise self.fail(f"{key}.{name}", f"unknown {what}; known: {', '.join(allowed)}")
-            out[name] = self.number(share, f"{key}.{name}", maximum=1.0)
-        total = sum(out.values())
-        if abs(total - 1.0) > SHARE_TOLERANCE:
-            raise self.fail(key, f"shares sum to {total:.6g}, not 1")
-        return out
-
-
 _TOP_KEYS = (
     "name",
     "rate",
@@ -145,23 +85,15 @@ _FUNNEL_KEYS = ("view_after_search", "add_after_view", "checkout_after_add", "or
 
 
 def load_profile(path: str | Path) -> Profile:
-    """Read and check a profile file; raises ProfileError naming the file and key on any problem."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    return parse_profile(doc, path)
+    """Read and check a profile file; raises ProfileError naming the file, line and key on any problem."""
+    doc, reader = Reader.load(path, ProfileError)
+    return parse_profile(doc, Path(path), reader)
 
 
-def parse_profile(doc: Any, path: Path) -> Profile:
+def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile:
     """Check an already-parsed profile document (see `load_profile`)."""
-    r = _Reader(path)
-    doc = r.mapping(doc, "(top level)", _TOP_KEYS)
+    r = reader or Reader(path, error=ProfileError)
+    doc = r.mapping(doc, TOP, _TOP_KEYS)
     for required in ("sources", "call_types", "events"):
         if required not in doc:
             raise r.fail(required, "missing")
@@ -310,7 +242,7 @@ def parse_profile(doc: Any, path: Path) -> Profile:
 
 
 def _per_kind(
-    r: _Reader, value: Any, key: str, kinds_used: list[str], allowed: tuple[str, ...], what: str
+    r: Reader, value: Any, key: str, kinds_used: list[str], allowed: tuple[str, ...], what: str
 ) -> dict[str, dict[str, float]]:
     doc = r.mapping(value, key, KINDS)
     out = {kind: r.shares(mix, f"{key}.{kind}", allowed, what) for kind, mix in doc.items()}

@@ -28,14 +28,14 @@ import numpy as np
 import orjson
 
 from loadgen.bad_inputs import CASES, basic_auth, build_bad_request
-from loadgen.duplicates import DuplicatePlan
 from loadgen.encoding import MS3, IdEncoder, TimestampCache, gzip_bytes, gzip_function
 from loadgen.events import CATALOGS, PAGES, SCREENS
 from loadgen.ids import IdStyle
 from loadgen.libraries import LIBRARIES, SOURCE_LIBRARY, Auth, LibraryModel
+from loadgen.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from loadgen.population import BROWSER_AGENTS, Population
 from loadgen.profile import Profile
-from loadgen.validate import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from loadgen.resends import DuplicatePlan
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 IDENTIFY, TRACK, PAGE, SCREEN, GROUP, ALIAS = range(6)

@@ -30,7 +30,7 @@ from monitor.audit import Audit, DestinationAudit
 from monitor.behaviours import Behaviour
 from monitor.canary import CanaryProber
 from monitor.config import ConfigError, MonitorConfig, parse_behaviour
-from monitor.ledgers import LedgerBook
+from monitor.ledger_store import LedgerBook
 from monitor.probes import Prober
 from monitor.receiver import BodyError, Delivery, gunzip, parse_delivery, signature_ok
 from monitor.summary import build_summary

@@ -26,7 +26,7 @@ from loadgen.ids import CANARY_STREAM, DecodedIds, decode_many, make_uuid
 from monitor.behaviours import DISCARD
 from monitor.config import DestinationConfig
 from monitor.latency import LatencyHistogram
-from monitor.ledgers import LOW_32, LedgerBook, bitmap_of
+from monitor.ledger_store import LOW_32, LedgerBook, bitmap_of
 from monitor.order import NO_USER, UserOrder, user_keys_of
 
 log = logging.getLogger("monitor")

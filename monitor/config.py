@@ -7,12 +7,14 @@ operator chooses to write a literal `secret`. Every error names the file and the
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from config_reader import TOP, Reader
+from config_reader import ConfigError as _ConfigError
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 BEHAVIOUR_KINDS = ("healthy", "slow", "flaky", "rate_limited", "rejecting", "down")
@@ -20,8 +22,8 @@ DISTRIBUTIONS = ("fixed", "uniform", "exponential", "lognormal")
 _DEFAULT_SHARE = {"flaky": 0.2, "rate_limited": 0.3, "rejecting": 0.1}
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the file and key."""
+class ConfigError(_ConfigError):
+    """A configuration that cannot be used; the message names the file, line and key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,185 +94,178 @@ class MonitorConfig:
     probes: ProbesConfig = field(default_factory=ProbesConfig)
 
 
-class _Reader:
-    """Typed access to one mapping of the YAML document, naming the key path in every error."""
-
-    def __init__(self, source: str, where: str, data: Any) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: {where or 'top level'} must be a mapping")
-        self.source, self.where, self.data = source, where, data
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {self.path(key)} {message}")
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.source, self.path(key), self.data.get(key))
-
-    def number(self, key: str, default: float, *, low: float = 0.0, high: float | None = None) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"must be a number, got {value!r}")
-        if value < low or (high is not None and value > high):
-            limit = f"{low}..{high}" if high is not None else f">= {low}"
-            raise self.fail(key, f"must be {limit}, got {value!r}")
-        return float(value)
-
-    def integer(self, key: str, default: int, *, low: int = 0, high: int | None = None) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be an integer, got {value!r}")
-        if value < low or (high is not None and value > high):
-            raise self.fail(key, f"must be between {low} and {high}, got {value!r}")
-        return value
-
-    def text(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, str):
-            raise self.fail(key, f"must be a string, got {value!r}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false, got {value!r}")
-        return value
-
-    def secret(self, literal_key: str, env_key: str, *, required: bool = True) -> str | None:
-        """A secret given literally or, preferably, by the name of an environment variable.
-
-        With `required`, naming a variable that is not set is an error (a destination must never
-        silently lose its signature check); otherwise the secret is just absent.
-        """
-        if env_key in self.data:
-            name = self.text(env_key, "")
-            value = os.environ.get(name)
-            if not value and not required:
-                return None
-            if not value:
-                raise self.fail(env_key, f"names environment variable {name!r}, which is not set")
-            return value
-        if literal_key in self.data:
-            return self.text(literal_key, "") or None
-        return None
+_TOP_KEYS = (
+    "destinations",
+    "lost_after_seconds",
+    "seed",
+    "max_body_bytes",
+    "lost_samples",
+    "metrics_runs",
+    "sweep_interval_seconds",
+    "canary",
+    "probes",
+)
+_DESTINATION_KEYS = ("secret", "secret_env", "sources", "behaviour", "sla_seconds")
+_BEHAVIOUR_KEYS = tuple(f for f in BehaviourConfig.__slots__)
+_CANARY_KEYS = (
+    "enabled",
+    "ingest_url",
+    "write_key",
+    "write_key_env",
+    "interval_seconds",
+    "run_name",
+    "timeout_seconds",
+)
+_PROBES_KEYS = ("interval_seconds", "timeout_seconds", "targets")
+_TARGET_KEYS = ("name", "url", "method", "expect_status")
 
 
-def parse_behaviour(data: Any, source: str = "behaviour", where: str = "") -> BehaviourConfig:
+def _secret(
+    r: Reader, doc: dict[str, Any], key: str, literal_key: str, env_key: str, *, required: bool
+) -> str | None:
+    """A secret given literally or, preferably, by the name of an environment variable.
+
+    With `required`, naming a variable that is not set is an error (a destination must never
+    silently lose its signature check); otherwise the secret is just absent.
+    """
+    if env_key in doc:
+        name = r.text(doc[env_key], f"{key}.{env_key}")
+        value = os.environ.get(name)
+        if not value and required:
+            raise r.fail(f"{key}.{env_key}", f"names environment variable {name!r}, which is not set")
+        return value or None
+    if literal_key in doc:
+        return r.text(doc[literal_key], f"{key}.{literal_key}") or None
+    return None
+
+
+def parse_behaviour(
+    data: Any, source: str = "behaviour", where: str = "", reader: Reader | None = None
+) -> BehaviourConfig:
     """A behaviour from its mapping form, e.g. `{kind: flaky, share: 0.2, status: 503}`."""
-    r = _Reader(source, where, data)
-    kind = r.text("kind", "healthy")
-    if kind not in BEHAVIOUR_KINDS:
-        raise r.fail("kind", f"must be one of {', '.join(BEHAVIOUR_KINDS)}, got {kind!r}")
+    r = reader or Reader(source, error=ConfigError)
+    at = f"{where}." if where else ""
+    doc = r.mapping(data, where or TOP, _BEHAVIOUR_KEYS)
+    kind = r.text(doc.get("kind", "healthy"), f"{at}kind", BEHAVIOUR_KINDS)
     default_status = {"flaky": 500, "rate_limited": 429, "rejecting": 400, "down": 503}.get(kind, 0)
-    status = r.integer("status", default_status, low=0, high=599)
+    status = r.integer(doc.get("status", default_status), f"{at}status", maximum=599)
     if kind == "flaky" and not 500 <= status <= 599:
-        raise r.fail("status", f"must be a 5xx status for a flaky destination, got {status}")
+        raise r.fail(f"{at}status", f"must be a 5xx status for a flaky destination, got {status}")
     if kind == "rejecting" and not 400 <= status <= 499:
-        raise r.fail("status", f"must be a 4xx status for a rejecting destination, got {status}")
+        raise r.fail(f"{at}status", f"must be a 4xx status for a rejecting destination, got {status}")
     if kind == "down" and not 500 <= status <= 599:
-        raise r.fail("status", f"must be a 5xx status for a down destination, got {status}")
-    distribution = r.text("distribution", "fixed")
-    if distribution not in DISTRIBUTIONS:
-        raise r.fail("distribution", f"must be one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}")
-    seed = data.get("seed") if isinstance(data, dict) else None
-    if seed is not None:
-        seed = r.integer("seed", 0)
+        raise r.fail(f"{at}status", f"must be a 5xx status for a down destination, got {status}")
+
+    def number(key: str, default: float, maximum: float = math.inf) -> float:
+        return r.number(doc.get(key, default), f"{at}{key}", maximum=maximum)
+
+    seed = doc.get("seed")
     behaviour = BehaviourConfig(
         kind=kind,
-        share=r.number("share", _DEFAULT_SHARE.get(kind, 0.0), high=1.0),
+        share=number("share", _DEFAULT_SHARE.get(kind, 0.0), maximum=1.0),
         status=status,
-        retry_after_seconds=r.number("retry_after_seconds", 1.0),
-        seconds=r.number("seconds", 0.0),
-        distribution=distribution,
-        low=r.number("low", 0.0),
-        high=r.number("high", 0.0),
-        mean=r.number("mean", 0.0),
-        median=r.number("median", 0.0),
-        sigma=r.number("sigma", 0.0),
-        seed=seed,
+        retry_after_seconds=number("retry_after_seconds", 1.0),
+        seconds=number("seconds", 0.0),
+        distribution=r.text(doc.get("distribution", "fixed"), f"{at}distribution", DISTRIBUTIONS),
+        low=number("low", 0.0),
+        high=number("high", 0.0),
+        mean=number("mean", 0.0),
+        median=number("median", 0.0),
+        sigma=number("sigma", 0.0),
+        seed=None if seed is None else r.integer(seed, f"{at}seed"),
     )
-    if distribution == "uniform" and behaviour.high < behaviour.low:
-        raise r.fail("high", f"must be >= low ({behaviour.low}), got {behaviour.high}")
+    if behaviour.distribution == "uniform" and behaviour.high < behaviour.low:
+        raise r.fail(f"{at}high", f"must be >= low ({behaviour.low}), got {behaviour.high}")
     return behaviour
 
 
-def _parse_destination(r: _Reader, name: str) -> DestinationConfig:
-    sources = r.data.get("sources")
+def _parse_destination(r: Reader, data: Any, name: str) -> DestinationConfig:
+    key = f"destinations.{name}"
+    doc = r.mapping(data, key, _DESTINATION_KEYS)
+    sources = doc.get("sources")
     if sources is not None and sources != "all":
         if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-            raise r.fail("sources", "must be a list of source names or 'all'")
+            raise r.fail(f"{key}.sources", "must be a list of source names or 'all'")
         sources = tuple(sources)
     else:
         sources = None
     return DestinationConfig(
         name=name,
-        secret=r.secret("secret", "secret_env"),
+        secret=_secret(r, doc, key, "secret", "secret_env", required=True),
         sources=sources,
-        behaviour=parse_behaviour(r.data.get("behaviour"), r.source, r.path("behaviour")),
-        sla_seconds=r.number("sla_seconds", 30.0),
+        behaviour=parse_behaviour(doc.get("behaviour"), r.source, f"{key}.behaviour", r),
+        sla_seconds=r.number(doc.get("sla_seconds", 30.0), f"{key}.sla_seconds"),
     )
 
 
-def parse_config(data: Any, source: str = "config") -> MonitorConfig:
-    """A `MonitorConfig` from the parsed YAML document; `source` names it in errors."""
-    top = _Reader(source, "", data)
-    dests = top.child("destinations")
-    if not dests.data:
-        raise top.fail("destinations", "must name at least one destination")
-    destinations: dict[str, DestinationConfig] = {}
-    for name in dests.data:
-        if not isinstance(name, str) or not name or "/" in name:
-            raise dests.fail(str(name), "is not a usable destination name (non-empty, no '/')")
-        destinations[name] = _parse_destination(dests.child(name), name)
+def _parse_target(r: Reader, data: Any, key: str) -> ProbeTarget:
+    doc = r.mapping(data, key, _TARGET_KEYS)
+    url = r.text(doc.get("url", ""), f"{key}.url")
+    if not url.startswith(("http://", "https://")):
+        raise r.fail(f"{key}.url", f"must be an http(s) URL, got {url!r}")
+    expect = doc.get("expect_status", [200])
+    if isinstance(expect, int):
+        expect = [expect]
+    if not isinstance(expect, list) or not all(isinstance(s, int) for s in expect):
+        raise r.fail(f"{key}.expect_status", "must be a status code or a list of them")
+    return ProbeTarget(
+        name=r.text(doc.get("name", url), f"{key}.name"),
+        url=url,
+        method=r.text(doc.get("method", "GET"), f"{key}.method").upper(),
+        expect_status=tuple(expect),
+    )
 
-    canary = top.child("canary")
-    probes = top.child("probes")
-    targets = []
-    raw_targets = probes.data.get("targets") or []
+
+def parse_config(data: Any, source: str = "config", reader: Reader | None = None) -> MonitorConfig:
+    """A `MonitorConfig` from the parsed YAML document; `source` names it in errors."""
+    r = reader or Reader(source, error=ConfigError)
+    top = r.mapping(data, TOP, _TOP_KEYS)
+    dests = r.mapping(top.get("destinations"), "destinations")
+    if not dests:
+        raise r.fail("destinations", "must name at least one destination")
+    destinations: dict[str, DestinationConfig] = {}
+    for name, body in dests.items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise r.fail(f"destinations.{name}", "is not a usable destination name (non-empty, no '/')")
+        destinations[name] = _parse_destination(r, body, name)
+
+    canary = r.mapping(top.get("canary"), "canary", _CANARY_KEYS)
+    probes = r.mapping(top.get("probes"), "probes", _PROBES_KEYS)
+    raw_targets = probes.get("targets") or []
     if not isinstance(raw_targets, list):
-        raise probes.fail("targets", "must be a list")
-    for i, item in enumerate(raw_targets):
-        t = _Reader(source, probes.path(f"targets[{i}]"), item)
-        url = t.text("url", "")
-        if not url.startswith(("http://", "https://")):
-            raise t.fail("url", f"must be an http(s) URL, got {url!r}")
-        expect = t.data.get("expect_status", [200])
-        if isinstance(expect, int):
-            expect = [expect]
-        if not isinstance(expect, list) or not all(isinstance(s, int) for s in expect):
-            raise t.fail("expect_status", "must be a status code or a list of them")
-        targets.append(
-            ProbeTarget(
-                name=t.text("name", url),
-                url=url,
-                method=t.text("method", "GET").upper(),
-                expect_status=tuple(expect),
-            )
-        )
+        raise r.fail("probes.targets", "must be a list")
     return MonitorConfig(
         destinations=destinations,
-        lost_after_seconds=top.number("lost_after_seconds", 60.0),
-        seed=top.integer("seed", 0),
-        max_body_bytes=top.integer("max_body_bytes", 16 * 1024 * 1024, low=1024),
-        lost_samples=top.integer("lost_samples", 10, high=10_000),
-        metrics_runs=top.integer("metrics_runs", 4, low=1, high=64),
-        sweep_interval_seconds=top.number("sweep_interval_seconds", 0.5, low=0.01),
+        lost_after_seconds=r.number(top.get("lost_after_seconds", 60.0), "lost_after_seconds"),
+        seed=r.integer(top.get("seed", 0), "seed"),
+        max_body_bytes=r.integer(top.get("max_body_bytes", 16 * 1024 * 1024), "max_body_bytes", minimum=1024),
+        lost_samples=r.integer(top.get("lost_samples", 10), "lost_samples", maximum=10_000),
+        metrics_runs=r.integer(top.get("metrics_runs", 4), "metrics_runs", minimum=1, maximum=64),
+        sweep_interval_seconds=r.number(
+            top.get("sweep_interval_seconds", 0.5), "sweep_interval_seconds", minimum=0.01
+        ),
         canary=CanaryConfig(
-            enabled=canary.flag("enabled", False),
-            ingest_url=canary.text("ingest_url", "http://127.0.0.1:8080").rstrip("/"),
-            write_key=canary.secret("write_key", "write_key_env", required=False),
-            interval_seconds=canary.number("interval_seconds", 5.0, low=0.01),
-            run_name=canary.text("run_name", ""),
-            timeout_seconds=canary.number("timeout_seconds", 5.0, low=0.01),
+            enabled=r.flag(canary.get("enabled", False), "canary.enabled"),
+            ingest_url=r.text(canary.get("ingest_url", "http://127.0.0.1:8080"), "canary.ingest_url").rstrip(
+                "/"
+            ),
+            write_key=_secret(r, canary, "canary", "write_key", "write_key_env", required=False),
+            interval_seconds=r.number(
+                canary.get("interval_seconds", 5.0), "canary.interval_seconds", minimum=0.01
+            ),
+            run_name=r.text(canary.get("run_name", ""), "canary.run_name"),
+            timeout_seconds=r.number(
+                canary.get("timeout_seconds", 5.0), "canary.timeout_seconds", minimum=0.01
+            ),
         ),
         probes=ProbesConfig(
-            interval_seconds=probes.number("interval_seconds", 15.0, low=0.01),
-            timeout_seconds=probes.number("timeout_seconds", 5.0, low=0.01),
-            targets=tuple(targets),
+            interval_seconds=r.number(
+                probes.get("interval_seconds", 15.0), "probes.interval_seconds", minimum=0.01
+            ),
+            timeout_seconds=r.number(
+                probes.get("timeout_seconds", 5.0), "probes.timeout_seconds", minimum=0.01
+            ),
+            targets=tuple(_parse_target(r, t, f"probes.targets[{i}]") for i, t in enumerate(raw_targets)),
         ),
     )
 
@@ -278,17 +273,10 @@ def parse_config(data: Any, source: str = "config") -> MonitorConfig:
 def load_config(path: str | Path | None) -> MonitorConfig:
     """Read and check a YAML config file (the bundled default when `path` is None)."""
     path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    config = parse_config(data, str(path))
+    data, reader = Reader.load(path, ConfigError)
+    config = parse_config(data, str(path), reader)
     if config.canary.enabled and not config.canary.write_key:
-        raise ConfigError(
-            f"{path}: canary.write_key_env must name a set environment variable holding the write key"
+        raise reader.fail(
+            "canary.write_key_env", "must name a set environment variable holding the write key"
         )
     return config

@@ -1,168 +1,27 @@
-"""The run summary served at `GET /api/summary`: its schema (typed, versioned) and its builder.
-
-The scenarios, the end-of-run report and the CI gate read this document, so its shape is a
-contract: fields are only ever added within a version; renaming or removing one bumps
-`SUMMARY_VERSION`. All counts are exact (bitmap set algebra, not samples). Times are seconds,
-except fields ending in `_ms` (Unix epoch milliseconds).
-
-Field meanings, per destination (and summed in `totals`):
-- `expected`: seqs the ingest accepted (per the ledger) from the sources that feed the destination.
-- `delivered`: distinct seqs delivered (accepted by the monitor), whether expected or not.
-- `delivered_expected`: distinct expected seqs delivered.
-- `pending`: expected, not delivered, loss deadline not yet passed.
-- `lost`: expected, not delivered, deadline (`sent_until_ms` watermark + `lost_after_seconds`)
-  passed. Excludes seqs the monitor refused with a 4xx (correctly discarded), rejected and
-  abandoned seqs.
-- `late`: seqs first delivered after they had been counted lost (no longer in `lost`).
-- `duplicates`: extra deliveries (arrivals − distinct seqs).
-- `dedupe_leaks`: deliberate duplicate re-sends (ledger `duplicates`) delivered more than once.
-- `rejected_delivered`: seqs the ingest rejected (4xx) that were delivered anyway.
-- `abandoned_delivered`: abandoned seqs that were delivered (not an error: their outcome was unknown).
-- `redelivered_after_400`: arrivals of messages this monitor had refused with a non-429 4xx
-  (a pipeline must discard those, never retry them). These arrivals are not audited further.
-- `refused_retry`: distinct seqs refused with 429/5xx; `refused_retry_redelivered`: those that came
-  back (a correct pipeline brings them all back; the rest are in `lost` once due).
-- `refused_400`: distinct seqs refused with a non-429 4xx.
-- `out_of_order`: first deliveries whose seq is lower than the last one delivered for the same user
-  (anonymousId, else userId) in the same stream.
-- `latency_seconds`: arrival − send time in the id, over every arrival of ours the monitor answered
-  200 (duplicates and redelivered-after-400 arrivals included, refused ones not); quantiles read
-  from 32-bins-per-doubling histograms (each bin 2.2% wide, value = bin's upper edge).
-- `lost_samples`: up to `lost_samples` lost messages (see `Audit.lost_ids` for how ids are rebuilt).
-"""
+"""Builds the monitor's half of the run summary (`GET /api/summary`); its schema is `gate.summary_format`."""
 
 from __future__ import annotations
 
-from typing import TypedDict
-
+from gate.summary_format import (
+    MONITOR_SUMMARY_FORMAT,
+    MONITOR_SUMMARY_VERSION,
+    CanarySummary,
+    DeliveryCounts,
+    DestinationSummary,
+    ForeignSummary,
+    LatencySummary,
+    LostSample,
+    ProbeSummary,
+    Ratios,
+    ReceiverSummary,
+    RunSummary,
+    StreamSummary,
+    Summary,
+)
 from monitor.audit import Audit, CellStats, DestinationAudit
 from monitor.canary import CanaryProber
 from monitor.latency import LatencyHistogram
 from monitor.probes import Prober
-
-SUMMARY_FORMAT = "cdp-harness/monitor-summary"
-SUMMARY_VERSION = 1
-
-
-class LatencySummary(TypedDict):
-    count: int
-    p50: float | None
-    p90: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-
-
-class LostSample(TypedDict):
-    message_id: str
-    run: int
-    stream: int
-    seq: int
-    sent_until_ms: int
-
-
-class Ratios(TypedDict):
-    delivered: float | None
-    """delivered_expected ÷ expected."""
-    lost: float | None
-    """lost ÷ expected."""
-    duplicate: float | None
-    """duplicates ÷ delivered."""
-
-
-class DeliveryCounts(TypedDict):
-    expected: int
-    delivered: int
-    delivered_expected: int
-    pending: int
-    lost: int
-    late: int
-    duplicates: int
-    dedupe_leaks: int
-    rejected_delivered: int
-    abandoned_delivered: int
-    redelivered_after_400: int
-    refused_retry: int
-    refused_retry_redelivered: int
-    refused_400: int
-    out_of_order: int
-    arrivals: int
-    ratios: Ratios
-
-
-class DestinationSummary(DeliveryCounts):
-    latency_seconds: LatencySummary
-    lost_samples: list[LostSample]
-
-
-class StreamSummary(TypedDict):
-    stream: int
-    deltas: int
-    final: bool
-    """Whether this stream's final ledger delta (sent when the stream stopped) arrived."""
-    sent_until_ms: int
-    delivered_only: bool
-    """True: deliveries of this stream arrived but none of its ledger deltas did (yet)."""
-
-
-class RunSummary(TypedDict):
-    run: int
-    name: str
-    has_ledger: bool
-    """False: deliveries of this run arrived but no ledger did (they count as foreign)."""
-    streams: list[StreamSummary]
-    all_final: bool
-    destinations: dict[str, DestinationSummary]
-    totals: DeliveryCounts
-
-
-class ForeignSummary(TypedDict):
-    foreign_ids: int
-    """Events whose messageId is missing, not a string, or not one of ours."""
-    unknown_run_deliveries: int
-    """Arrivals with our id format for a run the monitor has no ledger for."""
-    total: int
-
-
-class ReceiverSummary(TypedDict):
-    malformed_bodies: int
-    malformed_items: int
-    bad_signatures: int
-    foreign: ForeignSummary
-
-
-class CanarySummary(TypedDict):
-    sent: int
-    send_errors: int
-    settled: int
-    """Canaries whose SLA has passed (the availability denominator)."""
-    delivered_within_sla: int
-    availability: float | None
-    sla_seconds: float
-    latency_seconds: LatencySummary
-
-
-class ProbeSummary(TypedDict):
-    url: str
-    success: bool | None
-    status_code: int | None
-    duration_seconds: float | None
-    checked_at_ms: int | None
-    error: str | None
-
-
-class Summary(TypedDict):
-    format: str
-    version: int
-    generated_at_ms: int
-    lost_after_seconds: float
-    runs: list[RunSummary]
-    destinations: dict[str, DestinationSummary]
-    """Per destination, over the runs in `runs` that have a ledger (or over the one run asked for)."""
-    totals: DeliveryCounts
-    receiver: ReceiverSummary
-    canary: dict[str, CanarySummary]
-    probes: dict[str, ProbeSummary]
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -287,8 +146,8 @@ def build_summary(
         for r in [prober.results.get(t.name)]
     }
     return Summary(
-        format=SUMMARY_FORMAT,
-        version=SUMMARY_VERSION,
+        format=MONITOR_SUMMARY_FORMAT,
+        version=MONITOR_SUMMARY_VERSION,
         generated_at_ms=now_ms,
         lost_after_seconds=lost_after_seconds,
         runs=run_docs,

@@ -70,7 +70,8 @@ def id_hashes(source: str, message_ids: list[str]) -> list[int]:
     return np.frombuffer(b"".join(digests), dtype="<i8").tolist()
 
 
-def _tick(now: float) -> int:
+def tick_of(now: float) -> int:
+    """The dedupe clock: tenths of a second since the deduper's epoch."""
     return int((now - _EPOCH) * 10)
 
 
@@ -99,7 +100,7 @@ class Deduper:
 
     def seen_many(self, keys: list[int], now: float | None = None) -> list[bool]:
         """For each key: True if it was seen inside the window (a duplicate), else remember it."""
-        tick = _tick(time.time() if now is None else now)
+        tick = tick_of(time.time() if now is None else now)
         oldest = tick - self.window_ticks
         out = [False] * len(keys)
         if len(keys) <= 8:
@@ -206,9 +207,9 @@ class Deduper:
 
     def save(self, path: str | Path) -> None:
         """Write the remembered ids, so a restart keeps deduping retries of earlier messages."""
-        self._flush(_tick(time.time()))
+        self._flush(tick_of(time.time()))
         keys, times = self._merge(
-            self.big_keys, self.big_times, self.mid_keys, self.mid_times, _tick(time.time())
+            self.big_keys, self.big_times, self.mid_keys, self.mid_times, tick_of(time.time())
         )
         tmp = Path(f"{path}.tmp")
         with tmp.open("wb") as f:
@@ -222,6 +223,6 @@ class Deduper:
         if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
             raise ValueError("dedupe state keys are not sorted and unique")
         self.big_keys, self.big_times = self._merge(
-            self.big_keys, self.big_times, keys, times, _tick(time.time())
+            self.big_keys, self.big_times, keys, times, tick_of(time.time())
         )
         return len(keys)

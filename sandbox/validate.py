@@ -28,13 +28,13 @@ def check_message(msg: Any) -> tuple[str, str] | None:
     checks decides which problem is reported first.
     """
     if type(msg) is not dict:
-        return "invalid_message", f"a message must be a JSON object, got {_json_type(msg)}"
+        return "invalid_message", f"a message must be a JSON object, got {json_type(msg)}"
     get = msg.get
     kind = get("type")
     if type(kind) is not str or kind not in MESSAGE_TYPES:
         if kind is None:
             return "missing_field", "type is required"
-        return "invalid_type", f"type must be one of {sorted(MESSAGE_TYPES)}, got {_short(kind)}"
+        return "invalid_type", f"type must be one of {sorted(MESSAGE_TYPES)}, got {short_repr(kind)}"
     mid = get("messageId")
     if mid is not None and (type(mid) is not str or not mid or len(mid) > MAX_MESSAGE_ID_CHARS):
         return (
@@ -46,7 +46,7 @@ def check_message(msg: Any) -> tuple[str, str] | None:
     if not (type(uid) is str and uid) and not _present_id(uid) and not _present_id(get("anonymousId")):
         for key in ("userId", "anonymousId"):
             if key in msg and msg[key] is not None and not isinstance(msg[key], str):
-                return "invalid_field", f"{key} must be a string or number, got {_json_type(msg[key])}"
+                return "invalid_field", f"{key} must be a string or number, got {json_type(msg[key])}"
         return "missing_field", "userId or anonymousId is required"
     if kind == "track":
         event = get("event")
@@ -61,20 +61,21 @@ def check_message(msg: Any) -> tuple[str, str] | None:
     # context, integrations, properties, traits: each a JSON object when present (unrolled)
     value = get("context")
     if value is not None and type(value) is not dict:
-        return "invalid_field", f"context must be a JSON object, got {_json_type(value)}"
+        return "invalid_field", f"context must be a JSON object, got {json_type(value)}"
     value = get("integrations")
     if value is not None and type(value) is not dict:
-        return "invalid_field", f"integrations must be a JSON object, got {_json_type(value)}"
+        return "invalid_field", f"integrations must be a JSON object, got {json_type(value)}"
     value = get("properties")
     if value is not None and type(value) is not dict:
-        return "invalid_field", f"properties must be a JSON object, got {_json_type(value)}"
+        return "invalid_field", f"properties must be a JSON object, got {json_type(value)}"
     value = get("traits")
     if value is not None and type(value) is not dict:
-        return "invalid_field", f"traits must be a JSON object, got {_json_type(value)}"
+        return "invalid_field", f"traits must be a JSON object, got {json_type(value)}"
     return None
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """A value's JSON type name, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -90,6 +91,7 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """A value's repr cut to 40 characters, so an error never echoes a huge input."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

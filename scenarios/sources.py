@@ -1,11 +1,11 @@
 """One User class per client library: each sends its source's traffic exactly as that library does.
 
 How many users each gets, and how fast each sends, comes from the profile and --target-rate
-(see loadgen.plugin.plan); what each request looks like comes from loadgen.libraries.
+(see harness.plan); what each request looks like comes from loadgen.libraries.
 """
 
-from loadgen.plugin import hooks  # noqa: F401  (plugs the harness into Locust's events)
-from loadgen.plugin.users import SourceUser
+from harness import hooks  # noqa: F401  (plugs the harness into Locust's events)
+from harness.users import SourceUser
 
 
 class AndroidUser(SourceUser):

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from loadgen.plugin.processes import HOST, ChildServer, free_port
+from harness.processes import HOST, ChildServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

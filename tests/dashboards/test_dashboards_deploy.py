@@ -17,7 +17,7 @@ import yaml
 
 import monitor.config
 import sandbox.config
-from loadgen.plugin.processes import HOST, ChildServer, free_port
+from harness.processes import HOST, ChildServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -164,6 +164,7 @@ def test_kubernetes_manifests_are_consistent():
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}, job
 
 
+@pytest.mark.e2e
 def test_kustomize_builds_the_manifests():
     kubectl = shutil.which("kubectl")
     if kubectl is None:
@@ -178,6 +179,7 @@ def test_kustomize_builds_the_manifests():
     assert all(d["metadata"].get("namespace") == "cdp-harness" for d in built if d["kind"] != "Namespace")
 
 
+@pytest.mark.e2e
 def test_deployed_configs_run_and_deliver(tmp_path):
     """deploy/config with the service names pointed at loopback (as docs/dashboards.md does it): a real
     sandbox delivers a tracked event, signed, to both destinations of a real monitor."""

@@ -23,12 +23,14 @@ def run_promtool(promtool: str, *args: str, stdin: str | None = None) -> subproc
 # promtool ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_promtool_check_config(promtool):
     result = run_promtool(promtool, "check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 rule files found" in result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_promtool_check_rules(promtool):
     files = sorted(str(p.relative_to(DEPLOY)) for p in (DEPLOY / "rules").glob("*.yml"))
     assert files == ["rules/alerts.yml", "rules/recording.yml"]
@@ -36,6 +38,7 @@ def test_promtool_check_rules(promtool):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_promtool_rule_unit_tests_cover_every_alert(promtool):
     tests = sorted((DEPLOY / "rules" / "tests").glob("*.yml"))
     result = run_promtool(promtool, "test", "rules", *map(str, tests))
@@ -57,6 +60,7 @@ def test_promtool_rule_unit_tests_cover_every_alert(promtool):
         assert any(not case["exp_alerts"] for case in firing), f"no unit test shows {alert} silent"
 
 
+@pytest.mark.e2e
 def test_promtool_rule_unit_tests_can_fail(promtool, tmp_path):
     """A healthy series wrongly expected to alert makes `promtool test rules` fail (the tests have teeth)."""
     test = yaml.safe_load((DEPLOY / "rules" / "tests" / "alerts_test.yml").read_text())
@@ -144,7 +148,9 @@ def test_recording_rules_produce_series(live_run):
         r["metric"]["destination"]: float(r["value"][1])
         for r in live_run.query("run_destination:monitor_delivery_loss:ratio")
     }
-    assert loss["webhook"] > 0 and loss["warehouse"] >= 0
+    # webhook drops 1% of deliveries; warehouse has no sandbox faults (its monitor refuses 2% with a 400,
+    # which a pipeline must discard and the audit does not count as lost).
+    assert loss["webhook"] > 0 and loss["warehouse"] == 0
 
 
 def test_alert_rules_were_evaluated_on_the_run(live_run):

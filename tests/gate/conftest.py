@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from loadgen.plugin import processes
+from harness import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -40,7 +40,7 @@ def _destination(expected: int, **counts: Any) -> dict[str, Any]:
 
 
 def base_summary() -> dict[str, Any]:
-    """A run summary shaped like `loadgen/plugin/report.py` writes, with round known numbers."""
+    """A run summary shaped like `harness/report.py` writes, with round known numbers."""
     return {
         "format": "cdp-harness/run-summary",
         "version": 1,

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from monitor.baseline import regression_thresholds
-from monitor.thresholds import evaluate
+from gate.baseline import regression_thresholds
+from gate.thresholds import evaluate
 
 
 def _judge(baseline: dict, run: dict, share: float = 0.1, **kwargs):

@@ -7,15 +7,7 @@ import json
 
 import pytest
 
-from monitor.gate import RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
-
 SLO = "thresholds:\n  loss.ratio{destination:warehouse}: ['== 0']\n  throughput: ['>= 500/s']\n  delivery.latency: ['p99 < 10s']\n"
-
-
-def test_the_summary_format_is_the_one_the_plugin_writes():
-    from loadgen.plugin.report import SUMMARY_FORMAT, SUMMARY_VERSION
-
-    assert (RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION) == (SUMMARY_FORMAT, SUMMARY_VERSION)
 
 
 def test_passing_thresholds_exit_0_with_a_table(gate, write, summary):

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from monitor.baseline import regression_thresholds
-from monitor.junit import junit_xml
-from monitor.thresholds import Verdict, evaluate, parse_thresholds
+from gate.baseline import regression_thresholds
+from gate.junit import junit_xml
+from gate.thresholds import Verdict, evaluate, parse_thresholds
 
 SLO = """thresholds:
   loss.ratio: ["== 0"]

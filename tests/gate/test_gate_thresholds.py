@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.thresholds import (
+from gate.metrics import METRICS
+from gate.thresholds import (
     EXIT_FAIL,
     EXIT_PASS,
     EXIT_UNUSABLE,
-    METRICS,
     ThresholdError,
     aborting_failures,
     default_thresholds,
@@ -228,8 +228,8 @@ BAD = [
     (doc("loss.ratio:", "  - {threshold: '== 0', abort_on_fail: 'yes please'}"), 3, "abort_on_fail must be"),
     (doc("loss.ratio:", "  - {threshold: '== 0', delay_abort_eval: soon}"), 3, "cannot read duration"),
     (doc("loss.ratio:", "  - {abort_on_fail: true}"), 3, "needs a 'threshold' key"),
-    (doc("loss.ratio: [== 0"), 3, "invalid YAML"),
-    ("thresholds:\n  loss.ratio: ['== 0']\nslo: {}\n", 3, "unknown key 'slo'"),
+    (doc("loss.ratio: [== 0"), 3, "not valid YAML"),
+    ("thresholds:\n  loss.ratio: ['== 0']\nslo: {}\n", 3, "slo: unknown key; allowed: thresholds"),
     ("- loss.ratio\n", 1, "expected a mapping with a 'thresholds' key"),
     (doc("loss.ratio: []"), 2, "has no thresholds"),
 ]

@@ -66,7 +66,7 @@ def sandbox(tmp_path, profile):
     """The bundled sandbox (`python -m harness sandbox`) on a free loopback port, one write key per source."""
     import yaml
 
-    from loadgen.plugin.processes import ChildServer, free_port
+    from harness.processes import ChildServer, free_port
 
     port = free_port()
     config = tmp_path / "sandbox.yaml"

@@ -10,7 +10,8 @@ import pytest
 
 from loadgen.bad_inputs import CASE_NAMES, CASES
 from loadgen.ids import decode_many
-from loadgen.validate import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, check_batch, check_message
+from loadgen.limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from tests.support.tracking_api import check_batch, check_message
 
 SOURCES = ("web", "android", "node", "http", "java")
 EXPECTED_PROBLEM = {

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 
 def _traffic(*args: str) -> list[dict]:
@@ -15,6 +16,7 @@ def _traffic(*args: str) -> list[dict]:
     return [orjson.loads(line) for line in out.splitlines()]
 
 
+@pytest.mark.e2e
 def test_traffic_output_parses_and_repeats():
     first = _traffic("--profile", "default", "--count", "60", "--seed", "4", "--at", "1795000000")
     assert len(first) == 60
@@ -29,6 +31,7 @@ def test_traffic_output_parses_and_repeats():
     assert first != _traffic("--profile", "default", "--count", "60", "--seed", "5", "--at", "1795000000")
 
 
+@pytest.mark.e2e
 def test_bad_profile_is_reported(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("sources: {}\ncall_types: {}\nevents: {}\nwat: 1\n")

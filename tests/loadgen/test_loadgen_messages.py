@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from loadgen import messages as build
-from loadgen.validate import (
+from tests.support import messages as build
+from tests.support.tracking_api import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_MESSAGE_BYTES,

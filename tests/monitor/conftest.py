@@ -22,8 +22,8 @@ import orjson
 import pytest
 import yaml
 
+from harness.processes import ChildServer, free_port
 from loadgen import ids
-from loadgen.plugin.processes import ChildServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,6 +9,7 @@ import time
 import uuid
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,6 +82,7 @@ def test_garbage_never_crashes_or_corrupts(start_monitor, events):
     assert receiver["malformed_bodies"] >= statuses.count(400) + 2
 
 
+@pytest.mark.e2e
 def test_bad_config_is_named(tmp_path):
     cases = {
         "destinations: {}\n": "destinations",

@@ -25,9 +25,9 @@ from loadgen.ledger import SentLedger
 from monitor.audit import FLUSH_ROWS, Audit
 from monitor.behaviours import DISCARD, RETRY
 from monitor.config import DestinationConfig
-from monitor.ledgers import LedgerBook
+from monitor.ledger_store import LedgerBook
 from monitor.order import NO_USER, UserOrder, user_keys_of
-from monitor.receiver import _FAST, BodyError, parse_delivery, parse_delivery_reference
+from monitor.receiver import FAST_PARSER, BodyError, parse_delivery, parse_delivery_reference
 
 KEYS = ("messageId", "userId", "anonymousId")
 RUN = ids.run_id_from_name("fast-paths")
@@ -113,7 +113,7 @@ def test_fast_path_reads_only_top_level_keys() -> None:
         {"list": [{"messageId": "in-a-list"}], "userId": "u3", "anonymousId": "a3"},
     ]
     body = orjson.dumps(nested)
-    fast = _FAST.parse(body)
+    fast = FAST_PARSER.parse(body)
     assert fast is not None, "a plain array of objects must take the fast path"
     assert fast.message_ids == ["top-1", None, None]
     assert fast.users == ["top-user", None, "a3"]
@@ -128,7 +128,7 @@ def test_realistic_bodies_take_the_fast_path() -> None:
             for i, m in enumerate(ids.make_message_ids(ids.IdStyle.AJS_NEXT, NOW_MS, RUN, 2, seqs))
         ]
     )
-    fast = _FAST.parse(body)
+    fast = FAST_PARSER.parse(body)
     assert fast is not None and len(fast.message_ids) == 100
     assert fast == parse_delivery_reference(body)
     assert ids.decode_many(fast.message_ids).seq.tolist() == seqs.tolist()
@@ -139,7 +139,7 @@ def test_realistic_bodies_take_the_fast_path() -> None:
     [b"", b"{not json", b"[1, 2", b"\xff\xfe", b'[{"messageId": "x"}] trailing', b'["\\ud800"]', b"[1e999]"],
 )
 def test_malformed_bodies_are_refused_by_both_paths(body: bytes) -> None:
-    assert _FAST.parse(body) is None
+    assert FAST_PARSER.parse(body) is None
     with pytest.raises(BodyError) as fast:
         parse_delivery(body)
     with pytest.raises(BodyError) as reference:
@@ -157,10 +157,10 @@ def test_malformed_bodies_are_refused_by_both_paths(body: bytes) -> None:
 def test_bodies_simdjson_refuses_but_json_allows_still_parse() -> None:
     """simdjson stops at 64-bit integers; such a body is valid JSON and reaches the reference path."""
     body = b'[{"messageId": "m", "userId": "u", "properties": {"big": 123456789012345678901234567890}}]'
-    assert _FAST.parse(body) is None
+    assert FAST_PARSER.parse(body) is None
     assert parse_delivery(body) == parse_delivery_reference(body)
     assert parse_delivery(body).message_ids == ["m"]
-    assert _FAST.parse(b'[{"messageId": "m"}]') is not None  # the parser is usable afterwards
+    assert FAST_PARSER.parse(b'[{"messageId": "m"}]') is not None  # the parser is usable afterwards
 
 
 def test_duplicate_keys_read_one_occurrence_and_count_one_event() -> None:

@@ -8,10 +8,11 @@ import sys
 import time
 
 import httpx
+import pytest
 
+from harness.monitor_client import MonitorClient, MonitorError
+from harness.processes import ChildServer, free_port
 from loadgen.ledger import SentLedger
-from loadgen.plugin.processes import ChildServer, free_port
-from monitor.client import MonitorClient, MonitorError
 
 
 def _closed_port() -> int:
@@ -61,6 +62,7 @@ def test_probes_report_success_duration_and_status(start_monitor):
     assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), check
 
 
+@pytest.mark.e2e
 def test_harness_monitor_command_and_client(tmp_path):
     """`python -m harness monitor` serves; the typed client reads the summary; SIGTERM stops it."""
     port = free_port()

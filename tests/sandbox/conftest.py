@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from loadgen.plugin.processes import ChildServer, free_port
+from harness.processes import ChildServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITE_KEYS = {"web": "key-web", "server": "key-server"}

@@ -85,6 +85,7 @@ def test_secrets_from_environment_and_never_in_repr(monkeypatch):
     assert "duplicate write key" in str(err.value) and "same" not in str(err.value)
 
 
+@pytest.mark.e2e
 def test_bad_config_file_exits_2_with_message(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources: [{name: web}]\n")
@@ -107,6 +108,7 @@ def test_bad_config_file_exits_2_with_message(tmp_path):
     assert out.returncode == 2 and "invalid YAML" in out.stderr
 
 
+@pytest.mark.e2e
 def test_harness_sandbox_command_serves_and_stops_on_sigint(tmp_path):
     """`harness sandbox` (the documented entry point) with the bundled default config."""
     with socket.socket() as s:
@@ -142,6 +144,7 @@ def test_harness_sandbox_command_serves_and_stops_on_sigint(tmp_path):
             proc.wait(timeout=5)
 
 
+@pytest.mark.e2e
 def test_busy_port_is_a_clear_error(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

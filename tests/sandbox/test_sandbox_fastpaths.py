@@ -21,7 +21,7 @@ from sandbox.config import parse_config
 from sandbox.dedupe import id_hash, id_hashes
 from sandbox.delivery import batch_body
 from sandbox.ingest import format_time, parse_time
-from sandbox.validate import MAX_MESSAGE_ID_CHARS, MESSAGE_TYPES, _json_type, _short, check_message
+from sandbox.validate import MAX_MESSAGE_ID_CHARS, MESSAGE_TYPES, check_message, json_type, short_repr
 
 # -- references ----------------------------------------------------------------------------------------
 
@@ -57,12 +57,12 @@ def _present(value: Any) -> bool:
 
 def reference_check_message(msg: Any) -> tuple[str, str] | None:
     if type(msg) is not dict:
-        return "invalid_message", f"a message must be a JSON object, got {_json_type(msg)}"
+        return "invalid_message", f"a message must be a JSON object, got {json_type(msg)}"
     kind = msg.get("type")
     if type(kind) is not str or kind not in MESSAGE_TYPES:
         if kind is None:
             return "missing_field", "type is required"
-        return "invalid_type", f"type must be one of {sorted(MESSAGE_TYPES)}, got {_short(kind)}"
+        return "invalid_type", f"type must be one of {sorted(MESSAGE_TYPES)}, got {short_repr(kind)}"
     mid = msg.get("messageId")
     if mid is not None and (type(mid) is not str or not mid or len(mid) > MAX_MESSAGE_ID_CHARS):
         return (
@@ -72,7 +72,7 @@ def reference_check_message(msg: Any) -> tuple[str, str] | None:
     if not (_present(msg.get("userId")) or _present(msg.get("anonymousId"))):
         for key in ("userId", "anonymousId"):
             if key in msg and msg[key] is not None and not isinstance(msg[key], str):
-                return "invalid_field", f"{key} must be a string or number, got {_json_type(msg[key])}"
+                return "invalid_field", f"{key} must be a string or number, got {json_type(msg[key])}"
         return "missing_field", "userId or anonymousId is required"
     if kind == "track":
         event = msg.get("event")
@@ -87,7 +87,7 @@ def reference_check_message(msg: Any) -> tuple[str, str] | None:
     for key in ("context", "integrations", "properties", "traits"):
         value = msg.get(key)
         if value is not None and type(value) is not dict:
-            return "invalid_field", f"{key} must be a JSON object, got {_json_type(value)}"
+            return "invalid_field", f"{key} must be a JSON object, got {json_type(value)}"
     return None
 
 

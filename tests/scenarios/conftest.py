@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.plugin.processes import run_command
+from harness.processes import run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"

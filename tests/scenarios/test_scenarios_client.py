@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.plugin.client import IngestClient
-from loadgen.plugin.processes import ChildServer, free_port
+from harness.ingest_client import IngestClient
+from harness.processes import ChildServer, free_port
 from loadgen.traffic import PreparedRequest
 
 # A raw HTTP/1.1 server whose answer depends on the path (a real socket server, in its own process).
@@ -175,6 +175,7 @@ def test_answers_that_cannot_be_framed_are_errors_not_crashes(scripted: str, pat
         client.close()
 
 
+@pytest.mark.e2e
 def test_no_answer_in_time_is_a_timeout_and_refused_is_an_error(scripted: str):
     client = IngestClient(scripted, network_timeout=0.3)
     try:
@@ -208,6 +209,7 @@ def test_an_answer_whose_read_was_killed_is_finished_without_losing_bytes(script
         client.finish()
 
 
+@pytest.mark.e2e
 def test_ipv6_loopback_and_names_connect_too(tmp_path: Path):
     """An IPv6 literal and a host name take the other connect paths; both reach a real server."""
     import socket as stdlib_socket
@@ -247,6 +249,7 @@ def test_bad_target_urls_are_refused_by_name():
             IngestClient(url)
 
 
+@pytest.mark.e2e
 def test_the_generators_requests_reach_the_sandbox_and_are_accepted(tmp_path: Path):
     """Every source's requests, as the traffic model builds them, through this client into the
     real sandbox from many connections at once, for longer than the network timeout: each gets
@@ -254,7 +257,7 @@ def test_the_generators_requests_reach_the_sandbox_and_are_accepted(tmp_path: Pa
     kept its first expiry and fired on whatever request was in flight a timeout later)."""
     import gevent
 
-    from loadgen.plugin.stack import SandboxStack
+    from harness.stack import SandboxStack
     from loadgen.profile import DEFAULT_PROFILE, load_profile
     from loadgen.traffic import TrafficGenerator
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadgen.plugin.stack import SandboxStack
+from harness.stack import SandboxStack
 
 
 def _free_port() -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.plugin.plan import Pacer, SourceSchedule, plan_sources
-from loadgen.plugin.shapes import SHAPES, rate_at, shape_duration
-from loadgen.plugin.stats import PROMETHEUS_BUCKETS, LatencyHistogram, LoadStats, status_class
+from harness.plan import Pacer, SourceSchedule, plan_sources
+from harness.rate_curves import SHAPES, rate_at, shape_duration
+from harness.stats import PROMETHEUS_BUCKETS, LoadStats, RequestLatencyHistogram, status_class
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,7 +84,7 @@ def test_stats_merge_across_workers_is_exact():
 
 
 def test_latency_histogram_quantiles_and_prometheus_buckets():
-    histogram = LatencyHistogram()
+    histogram = RequestLatencyHistogram()
     for i in range(1, 1001):
         histogram.observe(i / 1000)  # 1 ms .. 1 s
     assert histogram.quantile(0.5) == pytest.approx(0.5, rel=0.03)
@@ -110,13 +110,14 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.e2e
 def test_a_server_does_not_outlive_a_parent_killed_without_warning(tmp_path: Path):
     """If Locust is killed with SIGKILL, the sandbox and monitor it started stop too."""
     parent_script = tmp_path / "parent.py"
     parent_script.write_text(
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from loadgen.plugin.processes import ChildServer, free_port\n"
+        "from harness.processes import ChildServer, free_port\n"
         "port = free_port()\n"
         "argv = [sys.executable, '-m', 'harness', 'monitor', '--port', str(port)]\n"
         f"server = ChildServer('monitor', port, argv, Path({str(tmp_path / 'monitor.log')!r})).start()\n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
-from loadgen.plugin.shapes import shape_duration
+from harness.plugin import Harness
+from harness.rate_curves import shape_duration
 
 
 class TargetRateShape(LoadTestShape):
@@ -18,12 +19,11 @@ class TargetRateShape(LoadTestShape):
     use_common_options = True
 
     def tick(self) -> tuple[int, float, list] | None:
-        environment = self.runner.environment
-        options = environment.parsed_options
-        duration = shape_duration(options.load_shape, options.run_time)
+        harness = Harness.of(self.runner.environment)
+        duration = shape_duration(harness.options.load_shape, harness.options.run_time)
         if duration is not None and self.get_run_time() >= duration:
             return None
-        counts = environment.harness_controller.user_counts()
+        counts = harness.controller.user_counts()
         for user_class, count in counts.items():
             user_class.fixed_count = count
         total = sum(counts.values())

@@ -6,8 +6,8 @@ from typing import Any, cast
 
 import httpx
 
+from gate.summary_format import Summary
 from loadgen.ledger import LedgerDelta
-from monitor.summary import Summary
 
 
 class MonitorError(RuntimeError):

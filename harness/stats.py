@@ -24,7 +24,6 @@ FINE_BUCKETS = np.unique(np.concatenate([np.geomspace(0.00005, 120.0, 400), PROM
 _PROMETHEUS_INDEX = np.searchsorted(FINE_BUCKETS, PROMETHEUS_BUCKETS)
 _FINE_BOUNDS = FINE_BUCKETS.tolist()  # bisect on a list beats numpy for one value at a time
 
-LATENCY_KINDS = ("measured", "corrected")
 
 
 def status_class(status: int | None) -> str:
@@ -36,7 +35,7 @@ def status_class(status: int | None) -> str:
     return f"{status // 100}xx"
 
 
-class LatencyHistogram:
+class RequestLatencyHistogram:
     """Counts of latencies in `FINE_BUCKETS`, plus their sum, for quantiles and Prometheus."""
 
     __slots__ = ("counts", "total")
@@ -88,7 +87,7 @@ class LoadStats:
         self.accepted: dict[str, int] = defaultdict(int)
         self.call_types: dict[tuple[str, str, int], int] = defaultdict(int)
         self.bad_inputs: dict[tuple[str, str], int] = defaultdict(int)
-        self.latency: dict[tuple[str, str], LatencyHistogram] = defaultdict(LatencyHistogram)
+        self.latency: dict[tuple[str, str], RequestLatencyHistogram] = defaultdict(RequestLatencyHistogram)
 
     def record_request(
         self,
@@ -169,8 +168,8 @@ class LoadStats:
             out[cls] += v
         return dict(out)
 
-    def combined_latency(self, kind: str) -> LatencyHistogram:
-        combined = LatencyHistogram()
+    def combined_latency(self, kind: str) -> RequestLatencyHistogram:
+        combined = RequestLatencyHistogram()
         for (_library, k), histogram in self.latency.items():
             if k == kind:
                 combined.merge(histogram.counts, histogram.total)

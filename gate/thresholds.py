@@ -11,7 +11,7 @@ list of expressions, each `[aggregation] comparator value[unit]`:
 
 The same thresholds are evaluated on the run summary at the end of `locust -f scenarios`, during the
 run (`aborting_failures`), by `harness gate` on a summary file, and against Prometheus
-(`monitor.promql`). Every error names the file, the line and what is wrong.
+(`gate.promql`). Every error names the file, the line and what is wrong.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from config_reader import TOP, ConfigError, Reader
+from gate.metrics import METRICS, STATUS_CLASSES, NoData
+from gate.summary_format import QUANTILES
 
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.yaml")
 EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
@@ -36,8 +38,6 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     ">": operator.gt,
 }
-QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "max": 1.0}
-"""Latency aggregations: the quantiles every latency block of the summary holds."""
 AGGREGATIONS = tuple(QUANTILES)
 KIND_AGGREGATIONS = {"ratio": "rate", "rate": "rate", "count": "count"}
 """k6's optional aggregation word for non-latency metrics (`rate < 1%`, `count == 0`)."""
@@ -47,9 +47,6 @@ UNITS: dict[str, dict[str, float]] = {
     "rate": {"": 1.0, "/s": 1.0, "/m": 1 / 60, "/min": 1 / 60, "/h": 1 / 3600},
     "count": {"": 1.0},
 }
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "error")
-ERROR_CLASSES = ("5xx", "429", "error")
-"""What `errors.ratio` counts with no status_class filter (matches the run summary's error_ratio)."""
 ITEM_KEYS = {"threshold", "abort_on_fail", "delay_abort_eval"}
 K6_ITEM_KEYS = {"abortOnFail": "abort_on_fail", "delayAbortEval": "delay_abort_eval"}
 
@@ -63,291 +60,8 @@ _KEY = re.compile(r"^(?P<metric>[A-Za-z_][\w.]*)(?:\{(?P<filter>[^}]*)\})?$")
 _K6_PERCENTILE = re.compile(r"^p\(\s*(?P<n>[\d.]+)\s*\)$")
 
 
-class ThresholdError(ValueError):
+class ThresholdError(ConfigError):
     """A thresholds file that cannot be used; the message names the file, line and problem."""
-
-
-class NoData(LookupError):
-    """The summary has nothing for this metric and filter; the message says what is missing."""
-
-
-Reader = Callable[[dict[str, Any], dict[str, str], str | None], float]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """How to read one metric from a run summary."""
-
-    kind: str  # "duration" (seconds, needs an aggregation), "ratio", "count" or "rate" (per second)
-    read: Reader
-    filters: tuple[str, ...] = ()
-    help: str = ""
-    final_only: bool = False
-    """Only meaningful once the run is over (e.g. pending): never aborts a run early."""
-
-
-# Readers --------------------------------------------------------------------------------------
-
-
-def _dig(node: Any, path: str) -> Any:
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise NoData(
-            f"{what} is missing from the summary" if value is None else f"{what} is not a number: {value!r}"
-        )
-    return float(value)
-
-
-def _load(summary: dict[str, Any]) -> dict[str, Any]:
-    load = summary.get("load")
-    if not isinstance(load, dict) or not load:
-        raise NoData("the summary has no 'load' section")
-    return load
-
-
-def _source_row(summary: dict[str, Any], source: str) -> dict[str, Any]:
-    rows = _load(summary).get("by_source") or {}
-    if source not in rows:
-        raise NoData(
-            f"source {source!r} is not in load.by_source (sources: {', '.join(sorted(rows)) or 'none'})"
-        )
-    return rows[source]
-
-
-def _duration(summary: dict[str, Any]) -> float:
-    seconds = _number(_dig(summary, "run.duration_seconds"), "run.duration_seconds")
-    if seconds <= 0:
-        raise NoData("run.duration_seconds is 0")
-    return seconds
-
-
-def _per_second(total_key: str, rate_key: str) -> Reader:
-    def read(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
-        if "source" in filters:
-            row = _source_row(summary, filters["source"])
-            if rate_key in row:
-                return _number(row[rate_key], f"load.by_source.{filters['source']}.{rate_key}")
-            return _number(row.get(total_key), f"load.by_source.{filters['source']}.{total_key}") / _duration(
-                summary
-            )
-        return _number(_load(summary).get(rate_key), f"load.{rate_key}")
-
-    return read
-
-
-def _request_latency(kind: str) -> Reader:
-    def read(summary: dict[str, Any], _filters: dict[str, str], agg: str | None) -> float:
-        path = f"latency_seconds.{kind}.{agg}"
-        value = _dig(_load(summary), path)
-        if value is None:
-            raise NoData(f"load.{path} is empty (no requests were answered)")
-        return _number(value, f"load.{path}")
-
-    return read
-
-
-def _requests_by_class(summary: dict[str, Any], filters: dict[str, str]) -> tuple[dict[str, int], str]:
-    if "source" in filters:
-        row = _source_row(summary, filters["source"])
-        where = f"load.by_source.{filters['source']}.requests_by_class"
-        classes = row.get("requests_by_class")
-        if not isinstance(classes, dict):
-            raise NoData(f"{where} is missing: this summary has no answers by status class per source")
-        return classes, where
-    classes = _load(summary).get("requests_by_class")
-    if not isinstance(classes, dict):
-        raise NoData("load.requests_by_class is missing from the summary")
-    return classes, "load.requests_by_class"
-
-
-def _errors(ratio: bool) -> Reader:
-    def read(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
-        classes, where = _requests_by_class(summary, filters)
-        wanted = (filters["status_class"],) if "status_class" in filters else ERROR_CLASSES
-        part = sum(int(classes.get(c, 0)) for c in wanted)
-        if not ratio:
-            return float(part)
-        total = sum(int(v) for v in classes.values())
-        if total == 0:
-            raise NoData(f"{where} is empty (no requests were answered)")
-        return part / total
-
-    return read
-
-
-def _missed_ratio(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
-    if "source" not in filters:
-        return _number(_load(summary).get("missed_ratio"), "load.missed_ratio")
-    row = _source_row(summary, filters["source"])
-    missed = _number(row.get("missed_sends"), f"load.by_source.{filters['source']}.missed_sends")
-    # first attempts = requests − retries (retries per source when the summary has them)
-    first = _number(row.get("requests"), f"load.by_source.{filters['source']}.requests") - float(
-        row.get("retries", 0)
-    )
-    return missed / (first + missed) if first + missed else 0.0
-
-
-def _pick_destination(
-    table: dict[str, dict[str, Any]], filters: dict[str, str], *, missing: str, empty: str
-) -> dict[str, dict[str, Any]]:
-    """The rows of `table` the `destination` filter selects (all without one); NoData if none."""
-    if "destination" in filters:
-        name = filters["destination"]
-        if name not in table:
-            raise NoData(missing.format(name=name, known=", ".join(sorted(table)) or "none"))
-        return {name: table[name]}
-    if not table:
-        raise NoData(empty)
-    return table
-
-
-def _destinations(summary: dict[str, Any], filters: dict[str, str]) -> dict[str, dict[str, Any]]:
-    delivery = summary.get("delivery")
-    if not isinstance(delivery, dict) or not delivery:
-        raise NoData("the summary has no 'delivery' section (no monitor data)")
-    return _pick_destination(
-        delivery.get("destinations") or {},
-        filters,
-        missing="destination {name!r} is not in delivery.destinations (destinations: {known})",
-        empty="delivery.destinations is empty",
-    )
-
-
-def _delivery_sum(field_name: str) -> Reader:
-    def read(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
-        rows = _destinations(summary, filters)
-        return float(
-            sum(_number(row.get(field_name, 0), f"{name}.{field_name}") for name, row in rows.items())
-        )
-
-    return read
-
-
-def _delivery_ratio(numerator: str, denominator: str) -> Reader:
-    def read(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
-        rows = _destinations(summary, filters)
-        total = sum(row.get(denominator, 0) for row in rows.values())
-        if not total:
-            raise NoData(f"no {denominator} messages at {', '.join(sorted(rows))}")
-        return sum(row.get(numerator, 0) for row in rows.values()) / total
-
-    return read
-
-
-def _worst_latency(rows: dict[str, dict[str, Any]], agg: str | None, where: str) -> float:
-    # Across destinations the worst one counts: an SLO holds only if it holds everywhere.
-    values = [
-        row["latency_seconds"][agg]
-        for row in rows.values()
-        if (row.get("latency_seconds") or {}).get(agg) is not None
-    ]
-    if not values:
-        raise NoData(f"no {where} latency was measured at {', '.join(sorted(rows))}")
-    return float(max(values))
-
-
-def _delivery_latency(summary: dict[str, Any], filters: dict[str, str], agg: str | None) -> float:
-    return _worst_latency(_destinations(summary, filters), agg, "delivery")
-
-
-def _canaries(summary: dict[str, Any], filters: dict[str, str]) -> dict[str, dict[str, Any]]:
-    return _pick_destination(
-        _dig(summary, "delivery.canary") or {},
-        filters,
-        missing="no canary for destination {name!r} in delivery.canary (canaries: {known})",
-        empty="delivery.canary is empty (the monitor ran no canaries)",
-    )
-
-
-def _canary_availability(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
-    canaries = _canaries(summary, filters)
-    values = [c["availability"] for c in canaries.values() if c.get("availability") is not None]
-    if not values:
-        raise NoData(f"no canary has settled yet at {', '.join(sorted(canaries))}")
-    return float(min(values))
-
-
-def _canary_latency(summary: dict[str, Any], filters: dict[str, str], agg: str | None) -> float:
-    return _worst_latency(_canaries(summary, filters), agg, "canary")
-
-
-def _receiver(path: str) -> Reader:
-    def read(summary: dict[str, Any], _filters: dict[str, str], _agg: str | None) -> float:
-        if not isinstance(summary.get("delivery"), dict) or not summary["delivery"]:
-            raise NoData("the summary has no 'delivery' section (no monitor data)")
-        return _number(_dig(summary, f"delivery.receiver.{path}"), f"delivery.receiver.{path}")
-
-    return read
-
-
-DEST = ("destination",)
-SRC = ("source",)
-METRICS: dict[str, Metric] = {
-    # load side: what the generator sent and how the ingest answered
-    "throughput": Metric(
-        "rate",
-        _per_second("messages", "throughput"),
-        SRC,
-        "messages sent per second (bad-input catalogue excluded)",
-    ),
-    "request.rate": Metric("rate", _per_second("requests", "request_rate"), SRC, "requests sent per second"),
-    "request.latency": Metric("duration", _request_latency("measured"), (), "request latency as measured"),
-    "request.latency_corrected": Metric(
-        "duration", _request_latency("corrected"), (), "request latency from the intended send time"
-    ),
-    "errors.ratio": Metric(
-        "ratio",
-        _errors(ratio=True),
-        ("status_class", "source"),
-        "share of requests answered in status_class (default: 5xx, 429 or no answer)",
-    ),
-    "errors.count": Metric(
-        "count", _errors(ratio=False), ("status_class", "source"), "requests answered in status_class"
-    ),
-    "missed.ratio": Metric("ratio", _missed_ratio, SRC, "share of sends dropped for starting late"),
-    # delivery side: the monitor's exact audit
-    "delivery.latency": Metric(
-        "duration", _delivery_latency, DEST, "end-to-end delivery latency (worst destination)"
-    ),
-    "delivered.ratio": Metric(
-        "ratio", _delivery_ratio("delivered_expected", "expected"), DEST, "delivered ÷ expected"
-    ),
-    "loss.ratio": Metric("ratio", _delivery_ratio("lost", "expected"), DEST, "lost ÷ expected"),
-    "loss.count": Metric("count", _delivery_sum("lost"), DEST, "messages lost"),
-    "pending.count": Metric(
-        "count", _delivery_sum("pending"), DEST, "messages still in flight at the end", final_only=True
-    ),
-    "duplicates.ratio": Metric(
-        "ratio", _delivery_ratio("duplicates", "delivered"), DEST, "duplicate deliveries ÷ delivered"
-    ),
-    "duplicates.count": Metric("count", _delivery_sum("duplicates"), DEST, "duplicate deliveries"),
-    "dedupe_leaks.count": Metric(
-        "count", _delivery_sum("dedupe_leaks"), DEST, "deliberate re-sends delivered twice"
-    ),
-    "late.count": Metric("count", _delivery_sum("late"), DEST, "first delivered after counted lost"),
-    "out_of_order.count": Metric(
-        "count", _delivery_sum("out_of_order"), DEST, "first deliveries older than the user's last"
-    ),
-    "rejected_delivered.count": Metric(
-        "count", _delivery_sum("rejected_delivered"), DEST, "messages the ingest rejected, delivered anyway"
-    ),
-    "redelivered_after_400.count": Metric(
-        "count", _delivery_sum("redelivered_after_400"), DEST, "re-deliveries of messages refused with a 4xx"
-    ),
-    "canary.availability": Metric(
-        "ratio", _canary_availability, DEST, "canaries delivered within SLA ÷ settled (worst destination)"
-    ),
-    "canary.latency": Metric("duration", _canary_latency, DEST, "canary end-to-end latency"),
-    "bad_signatures.count": Metric(
-        "count", _receiver("bad_signatures"), (), "deliveries with a missing or wrong signature"
-    ),
-    "foreign.count": Metric("count", _receiver("foreign.total"), (), "deliveries that are not ours"),
-}
 
 
 # Thresholds and results -----------------------------------------------------------------------
@@ -555,8 +269,7 @@ def parse_threshold(
     )
 
 
-def _item(item: yaml.Node, key: str, where: str, line: int) -> Threshold:
-    data = yaml.safe_load(yaml.serialize(item))
+def _item(data: Any, key: str, where: str, line: int) -> Threshold:
     if not isinstance(data, dict):
         return parse_threshold(key, data, where=where, line=line)
     data = {K6_ITEM_KEYS.get(k, k): v for k, v in data.items()}
@@ -578,41 +291,25 @@ def _item(item: yaml.Node, key: str, where: str, line: int) -> Threshold:
 
 def parse_thresholds(text: str, source: str = "<thresholds>") -> list[Threshold]:
     """Read a thresholds document; errors name `source` and the line."""
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ThresholdError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
-    if root is None:
+    doc, r = Reader.parse(text, source, ThresholdError)
+    if doc is None:
         raise ThresholdError(f"{source}: empty file; expected a 'thresholds:' mapping")
-    if not isinstance(root, yaml.MappingNode):
-        raise ThresholdError(
-            f"{source}:{root.start_mark.line + 1}: expected a mapping with a 'thresholds' key"
-        )
-    section = None
-    for key_node, value_node in root.value:
-        if key_node.value != "thresholds":
-            raise ThresholdError(
-                f"{source}:{key_node.start_mark.line + 1}: unknown key {key_node.value!r} (expected 'thresholds')"
-            )
-        section = value_node
-    if section is None:
+    if not isinstance(doc, dict):
+        raise r.fail(TOP, "expected a mapping with a 'thresholds' key")
+    if "thresholds" not in r.mapping(doc, TOP, ("thresholds",)):
         raise ThresholdError(f"{source}: no 'thresholds' key")
-    if not isinstance(section, yaml.MappingNode):
-        raise ThresholdError(
-            f"{source}:{section.start_mark.line + 1}: 'thresholds' must map metrics to lists of thresholds"
-        )
+    section = doc["thresholds"]
+    if not isinstance(section, dict):
+        raise r.fail("thresholds", "must map metrics to lists of thresholds")
     thresholds = []
-    for key_node, value_node in section.value:
-        items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+    for key, value in section.items():
+        path = f"thresholds.{key}"
+        items = value if isinstance(value, list) else [value]
         if not items:
-            raise ThresholdError(
-                f"{source}:{key_node.start_mark.line + 1}: {key_node.value!r} has no thresholds"
-            )
-        for item in items:
-            line = item.start_mark.line + 1
-            thresholds.append(_item(item, str(key_node.value), f"{source}:{line}", line))
+            raise r.fail(path, f"{key!r} has no thresholds")
+        for index, item in enumerate(items):
+            line = r.lines.get(f"{path}[{index}]" if isinstance(value, list) else path, 0)
+            thresholds.append(_item(item, str(key), f"{source}:{line}", line))
     return thresholds
 
 

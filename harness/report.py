@@ -16,15 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from loadgen.plugin.stats import LoadStats
+from gate.summary_format import ERROR_CLASSES, QUANTILES, RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
+from harness.stats import LoadStats
 
 if TYPE_CHECKING:
-    from monitor.thresholds import Verdict
+    from gate.thresholds import Verdict
+    from harness.options import HarnessOptions
 
-SUMMARY_FORMAT = "cdp-harness/run-summary"
-SUMMARY_VERSION = 1
-QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "max": 1.0}
-ERROR_CLASSES = ("5xx", "429", "error")
 # What the schedule paces to the target rate; duplicate re-sends ride on top of it, and one bad-input
 # request may carry 2,501 invalid messages.
 PACED_KINDS = ("event", "replay")
@@ -34,7 +32,7 @@ PACED_KINDS = ("event", "replay")
 class RunReport:
     run_name: str
     run_id: int
-    options: Any
+    options: HarnessOptions
     target: str
     started_at: float
     ended_at: float
@@ -76,8 +74,8 @@ class RunReport:
             row["throughput"] = row["paced_messages"] / duration
             row["request_rate"] = row["requests"] / duration
         return {
-            "format": SUMMARY_FORMAT,
-            "version": SUMMARY_VERSION,
+            "format": RUN_SUMMARY_FORMAT,
+            "version": RUN_SUMMARY_VERSION,
             "run": {
                 "name": self.run_name,
                 "id": self.run_id,

@@ -11,10 +11,11 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
-from loadgen.plugin.metrics import LoadCollector, load_registry
+from harness.metrics import LoadCollector, load_registry
 
 if TYPE_CHECKING:
-    from loadgen.plugin.controller import Controller
+    from harness.controller import Controller
+    from harness.plugin import Harness
 
 log = logging.getLogger("harness")
 
@@ -91,11 +92,11 @@ def _registry(environment: Environment, controller: Controller):
     )
 
 
-def install(environment: Environment, controller: Controller) -> None:
+def install(harness: Harness) -> None:
     """Serve `/metrics` (on the web UI, or on --metrics-port when headless) and add the tabs."""
+    environment, controller, options = harness.environment, harness.controller, harness.options
     registry = _registry(environment, controller)
     web_ui = environment.web_ui
-    options = environment.parsed_options
     if web_ui is None:
         if options.metrics_port:
             start_http_server(options.metrics_port, addr=options.web_host or "0.0.0.0", registry=registry)

@@ -3,15 +3,66 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loadgen.plugin.plan import LATENCY_BUDGET
-from loadgen.plugin.shapes import SHAPES
-from loadgen.profile import DEFAULT_PROFILE, ProfileError, load_profile
+from config_reader import TOP, Reader
+from gate.thresholds import ThresholdError
+from harness.plan import LATENCY_BUDGET
+from harness.rate_curves import SHAPES
+from loadgen.profile import DEFAULT_PROFILE, ProfileError
+
+if TYPE_CHECKING:
+    from harness.plugin import Harness
 
 DEFAULT_TARGET_RATE = 1000.0
 DEFAULT_METRICS_PORT = 9646
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessOptions:
+    """The harness's options for one test, typed and frozen, read from Locust's parsed options.
+
+    Taken again when a test starts, so what the web UI's form sets for that test is what it runs with.
+    """
+
+    traffic_profile: Path
+    target_rate: float
+    load_shape: str
+    duplicate_share: float | None
+    bad_input_share: float | None
+    replay_share: float | None
+    slo: str
+    run_id: str
+    seed: int | None
+    write_key: str = field(repr=False)
+    monitor_url: str
+    sandbox_faults: str
+    delivery_wait: float
+    loss_deadline: float
+    canary_interval: float
+    max_lag: float
+    latency_budget: float
+    metrics_port: int
+    report_dir: Path
+    host: str
+    run_time: int | None
+    web_host: str
+
+    @classmethod
+    def from_locust(cls, parsed: Any) -> HarnessOptions:
+        values = {f.name: getattr(parsed, f.name, None) for f in fields(cls)}
+        values["traffic_profile"] = Path(values["traffic_profile"])
+        values["report_dir"] = Path(values["report_dir"])
+        values["host"] = values["host"] or ""
+        values["web_host"] = values["web_host"] or ""
+        return cls(**values)
+
+    def profile_overrides(self) -> dict[str, float]:
+        """The profile fields the command line overrides (--duplicate-share and friends)."""
+        names = ("duplicate_share", "bad_input_share", "replay_share")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 def add_options(parser: Any) -> None:
@@ -120,8 +171,12 @@ def add_options(parser: Any) -> None:
     group.add_argument("--harness-wiring", default="", help="internal", include_in_web_ui=False)
 
 
-def option_errors(options: Any) -> list[str]:
-    """Every problem with the harness options, each naming the option; empty when they are usable."""
+def option_errors(harness: Harness) -> list[str]:
+    """Every problem with the harness options, each naming the option; empty when they are usable.
+
+    Loads the profile and the thresholds on `harness` as it checks them, so they are read once.
+    """
+    options = harness.options
     errors: list[str] = []
     if options.target_rate <= 0:
         errors.append(f"--target-rate must be a positive number of messages/s, got {options.target_rate:g}")
@@ -140,16 +195,14 @@ def option_errors(options: Any) -> list[str]:
     if options.max_lag <= 0:
         errors.append(f"--max-lag must be > 0 seconds, got {options.max_lag:g}")
     try:
-        load_profile(Path(options.traffic_profile))
+        harness.profile()
     except ProfileError as exc:
         errors.append(f"--traffic-profile: {exc}")
     except OSError as exc:
         errors.append(f"--traffic-profile {options.traffic_profile}: cannot read it ({exc.strerror or exc})")
     if options.slo:
-        from monitor.thresholds import ThresholdError, load_thresholds
-
         try:
-            load_thresholds(Path(options.slo))
+            harness.thresholds()
         except ThresholdError as exc:
             errors.append(f"--slo: {exc}")
         except OSError as exc:
@@ -160,8 +213,8 @@ def option_errors(options: Any) -> list[str]:
         else:
             try:
                 sandbox_faults(options.sandbox_faults)
-            except (OSError, ValueError) as exc:
-                errors.append(f"--sandbox-faults {options.sandbox_faults}: {exc}")
+            except ValueError as exc:
+                errors.append(f"--sandbox-faults: {exc}")
     if options.host and not options.write_key:
         errors.append("--host needs a write key: pass --write-key or set HARNESS_WRITE_KEY")
     return errors
@@ -169,17 +222,16 @@ def option_errors(options: Any) -> list[str]:
 
 def sandbox_faults(path: str) -> dict[str, Any]:
     """The `faults:` mapping of a --sandbox-faults file (the sandbox checks its contents)."""
-    import yaml
-
-    document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    document, reader = Reader.load(path)
     if not isinstance(document, dict) or not isinstance(document.get("faults"), dict):
-        raise ValueError("expected a mapping with a `faults:` section, as in sandbox/default.yaml")
+        raise reader.fail("faults", "expected a mapping with a `faults:` section, as in sandbox/default.yaml")
+    reader.mapping(document, TOP, ("faults",))
     return document["faults"]
 
 
-def exit_on_bad_options(options: Any) -> None:
+def exit_on_bad_options(harness: Harness) -> None:
     """Stop before any traffic when an option is unusable, naming each problem."""
-    errors = option_errors(options)
+    errors = option_errors(harness)
     if errors:
         for error in errors:
             sys.stderr.write(f"locust: error: {error}\n")

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
 import orjson
 
+from harness.options import HarnessOptions
+from harness.plan import Pacer, SourceSchedule, plan_sources
+from harness.rate_curves import rate_at, shape_duration
+from harness.request_log import RequestLog
+from harness.stats import LoadStats
 from loadgen.ids import MAX_STREAM, run_id_from_name
 from loadgen.ledger import SentLedger
-from loadgen.plugin.plan import Pacer, SourceSchedule, plan_sources
-from loadgen.plugin.request_log import RequestLog
-from loadgen.plugin.shapes import rate_at, shape_duration
-from loadgen.plugin.stats import LoadStats
-from loadgen.profile import Profile, load_profile
+from loadgen.profile import Profile
 from loadgen.traffic import TrafficGenerator
 
 
@@ -40,18 +39,7 @@ class Wiring:
         return run_id_from_name(self.run_name)
 
 
-def profile_for(options: Any) -> Profile:
-    """The profile named by --profile with the command line's overrides applied."""
-    profile = load_profile(Path(options.traffic_profile))
-    overrides = {
-        name: getattr(options, name)
-        for name in ("duplicate_share", "bad_input_share", "replay_share")
-        if getattr(options, name) is not None
-    }
-    return replace(profile, **overrides)
-
-
-def build_plan(generator: TrafficGenerator, options: Any) -> dict[str, SourceSchedule]:
+def build_plan(generator: TrafficGenerator, options: HarnessOptions) -> dict[str, SourceSchedule]:
     """Users per source for the peak rate; the same on every process for the same options."""
     shares = generator.sources
     per_request = {source: generator.mean_messages_per_request(source) for source in shares}
@@ -61,14 +49,14 @@ def build_plan(generator: TrafficGenerator, options: Any) -> dict[str, SourceSch
 class Stream:
     """The traffic this process sends. Locust's worker index is the stream number."""
 
-    def __init__(self, options: Any, wiring: Wiring, stream: int) -> None:
+    def __init__(self, options: HarnessOptions, wiring: Wiring, stream: int, profile: Profile) -> None:
         if not 0 <= stream < MAX_STREAM:
             raise ValueError(f"worker index {stream} is beyond the {MAX_STREAM} streams a run can have")
         self.options = options
         self.wiring = wiring
         self.number = stream
         self.generator = TrafficGenerator(
-            profile_for(options),
+            profile,
             seed=wiring.seed,
             run=wiring.run,
             stream=stream,

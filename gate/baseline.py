@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.thresholds import Threshold, format_value, measure
+from gate.thresholds import Threshold, format_value, measure
 
 
 @dataclass(frozen=True)

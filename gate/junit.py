@@ -11,7 +11,7 @@ import socket
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from monitor.thresholds import Result, Verdict
+from gate.thresholds import Result, Verdict
 
 SUITE_NAMES = {"slo": "SLO thresholds", "baseline": "baseline regression"}
 

@@ -1,8 +1,7 @@
-"""Message builders for every call type, with every common field, as plain dicts.
+"""Reference message builders for every call type, as plain dicts, for tests.
 
-This is the clear path: tests, the bad-input catalogue and anyone reading the model use it to see
-what a message holds. The traffic generator's fast path (`loadgen.encoding`) writes the same fields
-as pre-encoded bytes; tests check that the two agree.
+The traffic model writes messages as pre-encoded bytes (`loadgen.encoding`, `loadgen.traffic`);
+tests build the same messages the slow, obvious way here and check that the two agree.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Check messages and batches against the tracking API's real limits and required fields.
+"""Tests' reference checker: messages and batches against the tracking API's limits and required fields.
 
 Every problem names the offending field (as a path such as `batch[3].userId`) and the limit or rule
 it breaks, so a failing test or a rejected request says exactly what is wrong.
@@ -12,10 +12,8 @@ from typing import Any
 
 import orjson
 
-MAX_MESSAGE_BYTES = 32 * 1024
-MAX_BATCH_BYTES = 500 * 1024
-MAX_BATCH_EVENTS = 2500
-MAX_MESSAGE_ID_LENGTH = 100
+from loadgen.limits import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_LENGTH
+
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 
 _OBJECT_FIELDS = ("context", "integrations", "properties", "traits")
@@ -32,14 +30,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
-
-
-class ValidationError(ValueError):
-    """Raised by `validate_*`; `problems` lists every problem found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
 
 
 def _is_time(value: Any) -> bool:
@@ -126,17 +116,3 @@ def check_batch(body: bytes | dict[str, Any]) -> list[Problem]:
     for i, item in enumerate(items):
         problems += check_message(item, f"batch[{i}]")
     return problems
-
-
-def validate_message(message: Any) -> None:
-    """Raise ValidationError naming every problem with one message."""
-    problems = check_message(message)
-    if problems:
-        raise ValidationError(problems)
-
-
-def validate_batch(body: bytes | dict[str, Any]) -> None:
-    """Raise ValidationError naming every problem with a batch body."""
-    problems = check_batch(body)
-    if problems:
-        raise ValidationError(problems)

@@ -13,7 +13,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from loadgen.plugin.stats import LoadStats
+from harness.stats import LoadStats
 from loadgen.traffic import CALL_TYPES
 
 

@@ -14,22 +14,24 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
-from locust.env import Environment
 from locust.runners import MasterRunner
 
+from gate.thresholds import Verdict, aborting_failures, evaluate
+from harness.monitor_client import MonitorClient, MonitorError
+from harness.options import HarnessOptions, sandbox_faults
+from harness.report import RunReport, write_report
+from harness.stack import SandboxStack
+from harness.stats import LoadStats, RequestLatencyHistogram
+from harness.stream import Wiring, build_plan
+from harness.worker import STOP_MESSAGE
 from loadgen.ids import run_id_from_name
-from loadgen.plugin.options import sandbox_faults
-from loadgen.plugin.report import RunReport, write_report
-from loadgen.plugin.stack import SandboxStack
-from loadgen.plugin.stats import LatencyHistogram, LoadStats
-from loadgen.plugin.stream import Wiring, build_plan, profile_for
-from loadgen.plugin.worker import STOP_MESSAGE
 from loadgen.traffic import TrafficGenerator
-from monitor.client import MonitorClient, MonitorError
-from monitor.thresholds import Verdict, aborting_failures, default_thresholds, evaluate, load_thresholds
+
+if TYPE_CHECKING:
+    from harness.plugin import Harness
 
 HISTORY_INTERVAL = 1.0
 GRACEFUL_STOP_SECONDS = 10.0
@@ -45,9 +47,9 @@ def new_run_name() -> str:
 class Controller:
     """Runs on the master (or the local runner) for the whole Locust process lifetime."""
 
-    def __init__(self, environment: Environment) -> None:
-        self.environment = environment
-        self.options = environment.parsed_options
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.environment = harness.environment
         self.stats = LoadStats()
         self.history: list[dict[str, Any]] = []
         self.delivery: dict[str, Any] | None = None
@@ -56,12 +58,14 @@ class Controller:
         self.streams = 1
         self.ended_at: float | None = None
         self.verdict: Verdict | None = None
-        self.thresholds = (
-            load_thresholds(Path(self.options.slo)) if self.options.slo else default_thresholds()
-        )
+        self.thresholds = harness.thresholds()
         self._greenlets: list[gevent.Greenlet] = []
         self._final_from: set[str] = set()
         self._finished = False
+
+    @property
+    def options(self) -> HarnessOptions:
+        return self.harness.options
 
     # Setup -----------------------------------------------------------------------------------
 
@@ -69,7 +73,7 @@ class Controller:
         options = self.options
         run_name = options.run_id or new_run_name()
         seed = options.seed if options.seed is not None else run_id_from_name(run_name)
-        profile = profile_for(options)
+        profile = self.harness.profile()
         sources = tuple(profile.sources)
         if options.host:
             write_keys = {source: options.write_key for source in sources}
@@ -77,12 +81,13 @@ class Controller:
         else:
             faults = sandbox_faults(options.sandbox_faults) if options.sandbox_faults else None
             self.stack = SandboxStack.start(sources, faults, options.loss_deadline, options.canary_interval)
-            self.environment.host = options.host = self.stack.ingest_url
+            self.environment.host = self.environment.parsed_options.host = self.stack.ingest_url
+            options = self.harness.refresh_options()
             write_keys = dict(self.stack.write_keys)
             monitor_url = self.stack.monitor_url
         generator = TrafficGenerator(profile, seed=seed, run=0, stream=0, write_keys=write_keys)
         self.wiring = Wiring(run_name=run_name, seed=seed, monitor_url=monitor_url, write_keys=write_keys)
-        options.harness_wiring = self.wiring.to_option()
+        self.environment.parsed_options.harness_wiring = self.wiring.to_option()  # travels to the workers
         self.plan = build_plan(generator, options)
         self.monitor = MonitorClient(monitor_url) if monitor_url else None
         if self.monitor is not None:
@@ -130,7 +135,7 @@ class Controller:
 
     def collect_local(self) -> None:
         """In local mode the stream lives in this process: fold its stats in directly."""
-        stream = getattr(self.environment, "harness_stream", None)
+        stream = self.harness.stream
         if stream is not None and not isinstance(self.environment.runner, MasterRunner):
             self.stats.merge(stream.stats.take())
 
@@ -295,7 +300,7 @@ def _history_row(previous: dict[str, Any], point: dict[str, Any]) -> dict[str, A
         },
     }
     for kind in ("measured", "corrected"):
-        window = LatencyHistogram()
+        window = RequestLatencyHistogram()
         window.counts = point[f"{kind}_counts"] - previous[f"{kind}_counts"]
         row[f"p95_{kind}_seconds"] = window.quantile(0.95)
     return row

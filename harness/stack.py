@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from loadgen.plugin.processes import HOST, ChildServer, free_port
+from harness.processes import HOST, ChildServer, free_port
 
 DESTINATIONS = (
     # name, messages per webhook POST, POSTs in flight. Delivery throughput is at most in-flight ×

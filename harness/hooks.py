@@ -8,16 +8,13 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadgen.plugin import webui, worker
-from loadgen.plugin.controller import Controller
-from loadgen.plugin.options import add_options, exit_on_bad_options
+from harness import webui, worker
+from harness.controller import Controller
+from harness.options import add_options, exit_on_bad_options
+from harness.plugin import Harness
 
 log = logging.getLogger("harness")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per monitor poll is noise
-
-
-def _controller(environment: Environment) -> Controller | None:
-    return getattr(environment, "harness_controller", None)
 
 
 @events.init_command_line_parser.add_listener
@@ -27,16 +24,14 @@ def _on_parser(parser, **_kwargs) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_kwargs) -> None:
+    harness = environment.harness = Harness(environment)
     # Worker reports carry no environment, so their listeners close over this one.
-    environment.events.report_to_master.add_listener(
-        lambda data, **_kw: worker.stats_report(environment, data)
-    )
+    environment.events.report_to_master.add_listener(lambda data, **_kw: worker.stats_report(harness, data))
     if isinstance(environment.runner, WorkerRunner):
-        worker.register_worker_messages(environment)
+        worker.register_worker_messages(harness)
         return
-    exit_on_bad_options(environment.parsed_options)
-    controller = Controller(environment)
-    environment.harness_controller = controller
+    exit_on_bad_options(harness)
+    controller = harness.controller = Controller(harness)
     environment.events.worker_report.add_listener(lambda data, **_kw: controller.merge_worker_report(data))
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(
@@ -48,28 +43,30 @@ def _on_init(environment: Environment, **_kwargs) -> None:
     except Exception:
         controller.stop()
         raise
-    webui.install(environment, controller)
+    webui.install(harness)
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_kwargs) -> None:
+    harness = Harness.of(environment)
     if not isinstance(environment.runner, MasterRunner):
-        worker.start_stream(environment)
-    if controller := _controller(environment):
-        controller.on_test_start()
+        worker.start_stream(harness)
+    if harness.controller is not None:
+        harness.controller.on_test_start()
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_kwargs) -> None:
+    harness = Harness.of(environment)
     if not isinstance(environment.runner, MasterRunner):
-        worker.finish_stream(environment)
-    if controller := _controller(environment):
-        controller.on_test_stop()
+        worker.finish_stream(harness)
+    if harness.controller is not None:
+        harness.controller.on_test_stop()
 
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_kwargs) -> None:
-    controller = _controller(environment)
+    controller = Harness.of(environment).controller
     if controller is None:
         return
     try:

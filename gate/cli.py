@@ -17,9 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RUN_SUMMARY_FORMAT = "cdp-harness/run-summary"
-RUN_SUMMARY_VERSION = 1
-"""The run summary this gate reads (`loadgen/plugin/report.py` writes it; monitor/ must not import it)."""
+from gate.summary_format import RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
 
 
 class UnusableInput(Exception):
@@ -31,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "summary", nargs="?", metavar="SUMMARY.json", help="run summary JSON (reports/<run>/summary.json)"
     )
     parser.add_argument(
-        "--slo", default="", help="SLO thresholds YAML (default: the bundled monitor/thresholds.yaml)"
+        "--slo", default="", help="SLO thresholds YAML (default: the bundled gate/thresholds.yaml)"
     )
     parser.add_argument("--junit", default="", metavar="OUT.xml", help="also write the verdict as JUnit XML")
     parser.add_argument("--json", default="", metavar="OUT.json", help="also write the verdict as JSON")
@@ -105,7 +103,7 @@ def read_summary(path: Path, what: str = "summary") -> dict[str, Any]:
 
 
 def _thresholds(path: str) -> list:
-    from monitor.thresholds import ThresholdError, default_thresholds, load_thresholds
+    from gate.thresholds import ThresholdError, default_thresholds, load_thresholds
 
     try:
         return load_thresholds(Path(path)) if path else default_thresholds()
@@ -117,7 +115,7 @@ def _thresholds(path: str) -> list:
 
 def _judge(args: argparse.Namespace):
     """The verdict, the notes printed under it, and JUnit properties."""
-    from monitor.thresholds import ThresholdError, Verdict, evaluate, parse_duration
+    from gate.thresholds import ThresholdError, Verdict, evaluate, parse_duration
 
     thresholds = _thresholds(args.slo)
     if args.prometheus:
@@ -125,7 +123,7 @@ def _judge(args: argparse.Namespace):
             raise UnusableInput(
                 "--prometheus judges live series: give no SUMMARY.json and no --baseline with it"
             )
-        from monitor.promql import PrometheusClient, PrometheusError, Window, evaluate_prometheus, run_label
+        from gate.promql import PrometheusClient, PrometheusError, Window, evaluate_prometheus, run_label
 
         window = Window(range=args.range, run=run_label(args.run) if args.run else None, matchers=args.match)
         client = PrometheusClient(args.prometheus)
@@ -144,7 +142,7 @@ def _judge(args: argparse.Namespace):
     notes: list[str] = []
     props = {"summary": args.summary, "run": str(summary["run"].get("name", ""))}
     if args.baseline:
-        from monitor.baseline import regression_thresholds
+        from gate.baseline import regression_thresholds
 
         if not 0 <= args.max_regression < 1:
             raise UnusableInput(f"--max-regression must be a share in [0, 1), got {args.max_regression:g}")
@@ -169,7 +167,7 @@ def _write(path: str, data: bytes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from monitor.thresholds import EXIT_UNUSABLE, catalogue
+    from gate.thresholds import EXIT_UNUSABLE, catalogue
 
     if args.list_metrics:
         print(catalogue())
@@ -180,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"  {note}")
         if args.junit:
-            from monitor.junit import junit_xml
+            from gate.junit import junit_xml
 
             _write(args.junit, junit_xml(verdict, properties=props))
         if args.json:

@@ -17,15 +17,16 @@ import gevent
 from gevent import GreenletExit
 from locust import User, task
 
-from loadgen.plugin.client import Answer, IngestClient
-from loadgen.plugin.stream import Stream
+from harness.ingest_client import Answer, IngestClient
+from harness.plugin import Harness
+from harness.stream import Stream
 from loadgen.traffic import PreparedRequest
 
 MAX_BURST = 20
 
 
 def stream_of(environment) -> Stream:
-    stream = getattr(environment, "harness_stream", None)
+    stream = Harness.of(environment).stream
     if stream is None:
         raise RuntimeError("the harness stream is not set up: load scenarios with `locust -f scenarios`")
     return stream
@@ -66,7 +67,7 @@ class SourceUser(User):
         """
         for _ in range(MAX_BURST):
             if self.intended is None:
-                max_lag = self.environment.parsed_options.max_lag
+                max_lag = self.stream.options.max_lag
                 self.intended, missed = self.pacer.take(time.monotonic(), self.stream.rate_now(), max_lag)
                 if missed:
                     self.stream.stats.record_missed(self.source, missed)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import gevent
 import gevent.event
 from locust.env import Environment
 
-from loadgen.plugin.request_log import RequestLog
-from loadgen.plugin.stream import Stream, Wiring
-from monitor.client import MonitorClient, MonitorError
+from harness.monitor_client import MonitorClient, MonitorError
+from harness.request_log import RequestLog
+from harness.stream import Stream, Wiring
+
+if TYPE_CHECKING:
+    from harness.plugin import Harness
+
 
 LEDGER_INTERVAL = 2.0
 """Seconds between ledger deltas: the granularity of the monitor's loss deadline."""
@@ -22,16 +27,17 @@ FINAL_MESSAGE = "harness_final"
 log = logging.getLogger("harness")
 
 
-def start_stream(environment: Environment) -> Stream:
+def start_stream(harness: Harness) -> Stream:
     """Create this process's stream (once per test) and start shipping its ledger."""
-    options = environment.parsed_options
-    wiring = Wiring.from_option(options.harness_wiring)
-    stream = Stream(options, wiring, environment.runner.worker_index)
+    environment = harness.environment
+    options = harness.refresh_options()
+    wiring = Wiring.from_option(environment.parsed_options.harness_wiring)
+    stream = Stream(options, wiring, environment.runner.worker_index, harness.profile())
     stream.request_log = RequestLog(environment.stats)
     stream.request_log.start()
-    environment.harness_stream = stream
+    harness.stream = stream
     if wiring.monitor_url:  # without a monitor (--host and no --monitor-url) nobody audits the ledger
-        environment.harness_shipper = LedgerShipper(stream, MonitorClient(wiring.monitor_url))
+        harness.shipper = LedgerShipper(stream, MonitorClient(wiring.monitor_url))
     return stream
 
 
@@ -74,35 +80,34 @@ class LedgerShipper:
             gevent.sleep(1.0)
 
 
-def finish_stream(environment: Environment) -> None:
+def finish_stream(harness: Harness) -> None:
     """Fold the last requests into Locust's statistics, stop shipping on a schedule, send the final ledger."""
-    stream: Stream | None = getattr(environment, "harness_stream", None)
+    stream = harness.stream
     if stream is not None and stream.request_log is not None:
         stream.request_log.stop()
-    shipper: LedgerShipper | None = getattr(environment, "harness_shipper", None)
+    shipper, harness.shipper = harness.shipper, None
     if shipper is not None:
-        environment.harness_shipper = None
         shipper.finish()
 
 
-def stats_report(environment: Environment, data: dict) -> None:
+def stats_report(harness: Harness, data: dict) -> None:
     """Add this worker's load statistics to its report to the master."""
-    stream: Stream | None = getattr(environment, "harness_stream", None)
+    stream = harness.stream
     if stream is not None:
         data["harness"] = stream.stats.take()
 
 
-def register_worker_messages(environment: Environment) -> None:
+def register_worker_messages(harness: Harness) -> None:
     """On a worker: when the master says the test stops, stop and send back the last statistics.
 
     Locust's master waits only half a second for workers' final reports when it quits, less than
     users may take to finish their requests in flight; this lets the master wait for each worker.
     """
-    runner = environment.runner
+    runner = harness.environment.runner
 
     def on_stop(environment: Environment, msg, **_kwargs) -> None:
         runner.stop()  # users finish the requests in flight; test_stop sends the final ledger
-        stream: Stream | None = getattr(environment, "harness_stream", None)
+        stream = harness.stream
         runner.send_message(FINAL_MESSAGE, {"harness": stream.stats.take() if stream else {}})
 
     runner.register_message(STOP_MESSAGE, on_stop, concurrent=True)
