@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -121,12 +120,11 @@ def test_quantiles_use_rate_over_the_rate_interval(dashboards, all_panels):
 
 
 def test_committed_dashboards_match_the_generator():
-    spec = importlib.util.spec_from_file_location("grafana_generate", GRAFANA / "generate.py")
-    generate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generate)
+    from grafana import generate
+
     for name, builder in generate.BUILDERS.items():
         committed = (GRAFANA / "dashboards" / name).read_text(encoding="utf-8")
-        assert committed == generate.render(builder), f"{name} is stale: run python grafana/generate.py"
+        assert committed == generate.render(builder), f"{name} is stale: run python -m grafana.generate"
 
 
 def test_provisioning_points_grafana_at_the_dashboards():
