@@ -149,8 +149,8 @@ class StreamClock:
     """What all sources of one stream share: the next seq, messageId and timestamp encoders, and the
     parts every request of the current millisecond shares (UUID first half, sentAt).
 
-    The generator owns one and hands it to each source; the hot paths read and bump `next_seq`
-    directly (an attribute, not a call), the rest of the code uses `claim`.
+    The generator owns one and hands it to each source, which reads and bumps `next_seq` itself
+    (an attribute, not a call: it is on every request's path).
     """
 
     def __init__(self, run: int, stream: int) -> None:
@@ -159,12 +159,6 @@ class StreamClock:
         self.timestamps = TimestampCache()
         self.ms = -1
         self.ms_half = self.sent_at = b""
-
-    def claim(self, count: int) -> int:
-        """Take the next `count` seqs; the first of them."""
-        start = self.next_seq
-        self.next_seq = start + count
-        return start
 
     def at_ms(self, sent_ms: int) -> None:
         """Encode what every request built in millisecond `sent_ms` shares."""

@@ -91,7 +91,9 @@ class BatchSource(Source):
 
     def _claim(self, count: int, sent_ms: int) -> tuple[int, Sequence[bytes], bytes, int, int]:
         """Seqs, id halves and buffer rows for a live batch: (first seq, id parts, id opening, pos, end)."""
-        start = self.clock.claim(count)
+        clock = self.clock
+        start = clock.next_seq
+        clock.next_seq = start + count
         id_parts = self.ids.tails(start, count)
         if sent_ms != self.last_ms:
             self._at_ms(sent_ms)
