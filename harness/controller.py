@@ -28,7 +28,6 @@ from harness.stats import LoadStats, RequestLatencyHistogram
 from harness.stream import Wiring, build_plan
 from harness.worker import STOP_MESSAGE
 from loadgen.ids import run_id_from_name
-from loadgen.traffic import TrafficGenerator
 
 if TYPE_CHECKING:
     from harness.plugin import Harness
@@ -85,10 +84,9 @@ class Controller:
             options = self.harness.refresh_options()
             write_keys = dict(self.stack.write_keys)
             monitor_url = self.stack.monitor_url
-        generator = TrafficGenerator(profile, seed=seed, run=0, stream=0, write_keys=write_keys)
         self.wiring = Wiring(run_name=run_name, seed=seed, monitor_url=monitor_url, write_keys=write_keys)
         self.environment.parsed_options.harness_wiring = self.wiring.to_option()  # travels to the workers
-        self.plan = build_plan(generator, options)
+        self.plan = build_plan(profile, options)
         self.monitor = MonitorClient(monitor_url) if monitor_url else None
         if self.monitor is not None:
             try:
