@@ -9,6 +9,7 @@ sets the exit code from the verdict.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sys
 import time
@@ -70,6 +71,7 @@ class Controller:
 
     def start(self) -> None:
         options = self.options
+        _warn_on_more_processes_than_cores(getattr(self.environment.parsed_options, "processes", None))
         run_name = options.run_id or new_run_name()
         seed = options.seed if options.seed is not None else run_id_from_name(run_name)
         profile = self.harness.profile()
@@ -268,6 +270,16 @@ class Controller:
         if self.stack is not None:
             self.stack.stop()
             self.stack = None
+
+
+def _warn_on_more_processes_than_cores(processes: int | None) -> None:
+    cores = os.cpu_count() or 1
+    if processes is not None and processes > cores:
+        log.warning(
+            "--processes %d is more than this machine's %d cores: the workers share the cores, each sends "
+            "less, and a starved worker can miss its heartbeat; --processes %d (or -1) uses each core once",
+            processes, cores, cores,
+        )  # fmt: skip
 
 
 def _delivered_by_destination(delivery: dict[str, Any] | None) -> dict[str, int]:
