@@ -123,7 +123,7 @@ class Fitter:
     """Reads the sample a line at a time and keeps counts and shapes only."""
 
     def __init__(
-        self, privacy: Privacy | None = None, schema_sample: int = 2000, min_event_count: int = 2
+        self, privacy: Privacy | None = None, schema_sample: int = 1000, min_event_count: int = 2
     ) -> None:
         self.privacy = privacy or Privacy()
         self.schema_sample = schema_sample

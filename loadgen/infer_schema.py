@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import string
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ _MAX_SHAPES = 64
 _MAX_VALUES = 256
 _MAX_RUNS = 16
 _FORMAT_SHARE = 0.95
+_SHAPE_SAMPLE = 500  # strings per property whose format and shape are examined; lengths and values use all
 
 
 def looks_personal(text: str) -> bool:
@@ -61,16 +63,19 @@ def _char_class(ch: str) -> str:
 _CLASS_REGEX = {"9": "[0-9]", "A": "[A-Z]", "a": "[a-z]", " ": " ", "?": "."}
 
 
+_ASCII_CLASSES = str.maketrans(
+    {**{c: "9" for c in string.digits}, **{c: "A" for c in string.ascii_uppercase},
+     **{c: "a" for c in string.ascii_lowercase}, **{c: " " for c in string.whitespace}}
+)  # fmt: skip
+_RUN = re.compile(r"(.)\1*", re.DOTALL)
+
+
 def _runs(text: str) -> tuple[tuple[str, int], ...]:
     """`text` as runs of character classes: 'ORD-0042' -> (('A', 3), ('-', 1), ('9', 4))."""
-    runs: list[list[Any]] = []
-    for ch in text:
-        c = _char_class(ch)
-        if runs and runs[-1][0] == c:
-            runs[-1][1] += 1
-        else:
-            runs.append([c, 1])
-    return tuple((c, n) for c, n in runs)
+    classes = text.translate(_ASCII_CLASSES)
+    if not classes.isascii() or not classes.isprintable():
+        classes = "".join(_char_class(ch) for ch in text)
+    return tuple((m.group(1), m.end() - m.start()) for m in _RUN.finditer(classes))
 
 
 @dataclass(slots=True)
@@ -92,6 +97,8 @@ class _Strings:
             self.values[text] += 1
             if len(self.values) > _MAX_VALUES:
                 self.values = None
+        if self.count > _SHAPE_SAMPLE:
+            return
         for name, pattern in _FORMATS:
             if pattern.match(text):
                 self.formats[name] += 1
@@ -133,12 +140,12 @@ class _Strings:
         dropped["string properties kept as a format, pattern or length only"] += 1
         if self.formats:
             name, n = self.formats.most_common(1)[0]
-            if n >= _FORMAT_SHARE * self.count:
+            if n >= _FORMAT_SHARE * min(self.count, _SHAPE_SAMPLE):
                 out["format"] = name
                 return out
         if self.shapes:
             key, n = self.shape_counts.most_common(1)[0]
-            if n >= _FORMAT_SHARE * self.count and key:
+            if n >= _FORMAT_SHARE * min(self.count, _SHAPE_SAMPLE) and key:
                 parts = []
                 for c, (low, high) in zip(key, self.shapes[key], strict=True):
                     atom = _CLASS_REGEX.get(c) or re.escape(c)

@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="a string value seen fewer times is never kept (default 5)")  # fmt: skip
     fit.add_argument("--min-event-count", type=int, default=2,
                      help="event names seen fewer times are left out (default 2)")  # fmt: skip
-    fit.add_argument("--schema-sample", type=int, default=2000,
-                     help="messages per event whose properties shape the event's schema (default 2000)")  # fmt: skip
+    fit.add_argument("--schema-sample", type=int, default=1000,
+                     help="messages per event whose properties shape the event's schema (default 1000)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,8 @@ from loadgen.schema_values import SchemaError, ValueMaker, compile_schema
 
 ALL_KINDS = ("web", "mobile", "server", "http")
 SESSION_EVENTS = 4  # events in one generated session of a plan
-DECK_SIZE = 1024  # events dealt per pass: each planned event appears about weight * 1024 times, at least once
+DECK_SIZE = 1024  # events dealt per pass: each planned event appears about weight * 1024 times
+DECK_FLOOR = 2  # and at least twice (about 0.2% of the plan's events), so a rare event is still sent
 SHORTHAND_TYPES: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "integer": {"type": "integer", "minimum": 0, "maximum": 1000},
@@ -77,12 +78,15 @@ class TrackingPlan:
 class _PlanSessions:
     """`make_session` of a plan: each generator (one `random.Random` per pool) deals sessions from a
     shuffled deck holding every event in proportion to its weight, so a pool of sessions carries each
-    planned event, even a rare one, and the weights hold to within 1/DECK_SIZE."""
+    planned event, and the weights hold to within 1/DECK_SIZE; an event rarer than DECK_FLOOR/DECK_SIZE
+    is raised to that share, so that it is still sent in a short run."""
 
     def __init__(self, plan: TrackingPlan) -> None:
         total = sum(e.weight for e in plan.events)
         self.deck = [
-            i for i, e in enumerate(plan.events) for _ in range(max(1, round(e.weight / total * DECK_SIZE)))
+            i
+            for i, e in enumerate(plan.events)
+            for _ in range(max(DECK_FLOOR, round(e.weight / total * DECK_SIZE)))
         ]
         self.events = plan.events
         self.cursors: weakref.WeakKeyDictionary[random.Random, list[int]] = weakref.WeakKeyDictionary()
