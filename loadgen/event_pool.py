@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import orjson
 
-from loadgen.events import CATALOGS, PAGES, SCREENS
+from loadgen.events import PAGES, SCREENS
 from loadgen.profile import Profile
 
 SESSIONS_PER_CATALOG = 256
@@ -36,7 +36,7 @@ class EventPool:
             scripts = []
             for _ in range(SESSIONS_PER_CATALOG):
                 script = []
-                for event in CATALOGS[catalog_name].make_session(rng, profile.funnel):
+                for event in profile.catalogs[catalog_name].make_session(rng, profile.funnel):
                     script.append(len(self.heads))
                     head = orjson.dumps(
                         {"type": "track", "event": event.name, "properties": event.properties}

@@ -28,12 +28,11 @@ import yaml
 
 from loadgen.infer_schema import Privacy, Shape, looks_personal
 from loadgen.libraries import LIBRARIES, SOURCE_KIND_GROUP, SOURCE_LIBRARY, batch_fill_lambda
-from loadgen.profile import Profile
+from loadgen.profile import CALL_TYPES, Profile
+from loadgen.sources.http_api import HTTP_SINGLE_CALL_SHARE
 
-CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 KIND_OF_SOURCE = {s: LIBRARIES[lib].source_kind for s, lib in SOURCE_LIBRARY.items()}
 SOURCE_OF_LIBRARY = {LIBRARIES[lib].name: s for s, lib in SOURCE_LIBRARY.items()}
-HTTP_SINGLE_CALL_SHARE = 0.7  # the traffic model's share of direct HTTP callers posting one call
 # a library name we do not model: the first source whose words it contains (RudderStack's SDKs, ports)
 _NAME_HINTS = (
     (re.compile(r"javascript|analytics\.js|analytics-next|browser|\bweb\b"), "web"),

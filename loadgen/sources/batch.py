@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from loadgen.libraries import LibraryModel
+from loadgen.libraries import LibraryModel, batch_fill_lambda
 from loadgen.prepared import PreparedRequest, event_request
 from loadgen.profile import Profile
 from loadgen.sources.base import BUFFER, MESSAGE_BYTES_ESTIMATE, Source
@@ -67,9 +67,7 @@ class BatchSource(Source):
     @classmethod
     def events_per_flush(cls, library: LibraryModel, profile: Profile) -> float:
         """The mean events a sender queues before the flush rule sends them (the batch size draw's mean)."""
-        rate = profile.sender_events_per_second[cls.kind]
-        interval = library.flush_interval_s if library.flush_interval_s > 0 else 0.1
-        return rate * interval + (1.0 if library.flush_interval_s == 0 else 0.0)
+        return batch_fill_lambda(library, profile.sender_events_per_second[cls.kind])
 
     @classmethod
     def mean_count(cls, library: LibraryModel, profile: Profile) -> float:
