@@ -60,6 +60,7 @@ def _char_class(ch: str) -> str:
     return ch if ch.isascii() and ch.isprintable() else "?"
 
 
+_REGEX_SPECIAL = frozenset("\\^$.|?*+()[]{}/")
 _CLASS_REGEX = {"9": "[0-9]", "A": "[A-Z]", "a": "[a-z]", " ": " ", "?": "."}
 
 
@@ -148,8 +149,11 @@ class _Strings:
             if n >= _FORMAT_SHARE * min(self.count, _SHAPE_SAMPLE) and key:
                 parts = []
                 for c, (low, high) in zip(key, self.shapes[key], strict=True):
-                    atom = _CLASS_REGEX.get(c) or re.escape(c)
-                    parts.append(atom + (f"{{{low}}}" if low == high else f"{{{low},{high}}}"))
+                    atom = _CLASS_REGEX.get(c) or ("\\" + c if c in _REGEX_SPECIAL else c)
+                    if low == high:
+                        parts.append(atom if low == 1 else f"{atom}{{{low}}}")
+                    else:
+                        parts.append(f"{atom}{{{low},{high}}}")
                 out["pattern"] = "^" + "".join(parts) + "$"
                 return out
         out["minLength"] = self.min_len

@@ -167,3 +167,24 @@ def test_cli_fits_a_file_and_names_a_bad_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "harness", "profile", "fit", str(sample), "-o", str(out)],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and f"{sample}: line 601: not JSON" in done.stderr
+
+
+def test_a_rudderstack_export_is_read_by_library_names_and_keys():
+    """RudderStack's SDK names map to the modelled sources by their words; its own keys name the dialect."""
+    libraries = [("RudderLabs JavaScript SDK", "web"), ("com.rudderstack.android.sdk.core", "android"),
+                 ("rudder-ios-library", "ios"), ("@rudderstack/rudder-sdk-node", "node"),
+                 ("rudder-sdk-python", "python"), ("analytics-go", "go")]  # fmt: skip
+    lines = []
+    for i in range(1200):
+        name, _ = libraries[i % len(libraries)]
+        lines.append({"type": "track", "event": "Song Played", "messageId": f"r-{i}", "rudderId": f"rid-{i}",
+                      "channel": "web", "anonymousId": f"a-{i % 50}", "originalTimestamp": "2026-03-01T10:00:00.000Z",
+                      "sentAt": f"2026-03-01T10:{i % 60:02d}:00.000Z", "context": {"library": {"name": name}},
+                      "properties": {"genre": ["rock", "jazz"][i % 2]}})  # fmt: skip
+    result = fit(lines)
+    sources = {s: share for g in result.profile["sources"].values() for s, share in g["libraries"].items()}
+    assert set(sources) == {source for _, source in libraries}
+    assert result.profile["_dialect"] == "rudderstack"
+    text = render(result)
+    assert "dialect: rudderstack" in text
+    assert "rid-" not in text and "a-1" not in text
