@@ -128,7 +128,8 @@ class Fitter:
         self.schema_sample = schema_sample
         self.min_event_count = min_event_count
         self.seen_ids: set[str] = set()
-        self.messages = self.requests = self.duplicates = self.bad = self.replays = self.invalid = 0
+        self.messages = self.requests = self.duplicates = self.bad = self.invalid = 0
+        self.unbatched = 0
         self.by_source: Counter[str] = Counter()
         self.types: dict[str, Counter[str]] = defaultdict(Counter)
         self.events: dict[str, Counter[str]] = defaultdict(Counter)
@@ -176,6 +177,8 @@ class Fitter:
 
     def add_message(self, message: Mapping[str, Any], sent_at: Any, batch_key: Any) -> None:
         kind_of_call = message.get("type")
+        if isinstance(kind_of_call, str):
+            kind_of_call = kind_of_call.lower()  # some exports write Track, Identify
         message_id = message.get("messageId")
         if kind_of_call not in CALL_TYPES or not isinstance(message_id, str):
             self.invalid += 1
@@ -201,6 +204,9 @@ class Fitter:
                 self.first_identified[kind][bool(user_id)] += 1
             users[user] += 1
         sent_ms = _ms(sent_at)
+        if batch_key is None and sent_ms is None:
+            self.unbatched += 1  # a message without sentAt: its batch is unknown
+            return
         key = batch_key if batch_key is not None else ("sentAt", source, sent_at)
         batch = self.batches.get(key)
         if batch is None:

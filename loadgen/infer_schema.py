@@ -5,12 +5,14 @@ format (email, uuid, date-time, ...), a pattern of character classes and run len
 no literal letters or digits), or a length range; a string value is kept only as an `enum` member
 when the property has few distinct values (`Privacy.enum_max_values`), each seen at least
 `Privacy.enum_min_count` times, and none looks like an email, id, URL, phone number or long digit run.
-Objects with many distinct keys (maps keyed by ids) keep no key names.
+Objects with many distinct keys (maps keyed by ids) keep no key names; number ranges are widened to
+two significant digits.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import string
 from collections import Counter
@@ -48,6 +50,16 @@ _SHAPE_SAMPLE = 500  # strings per property whose format and shape are examined;
 def looks_personal(text: str) -> bool:
     """True for strings that may identify someone: emails, uuids, URLs, phone numbers, long digit runs."""
     return bool(_PERSONAL.search(text))
+
+
+def round_out(low: float, high: float) -> tuple[float, float]:
+    """A range widened to two significant digits (123,456,789 -> 120,000,000), so its bounds are not
+    the sample's own values (a customer number, an exact order total)."""
+
+    def step(x: float) -> float:
+        return 10.0 ** max(0, math.floor(math.log10(abs(x))) - 1) if x else 1.0
+
+    return math.floor(low / step(low)) * step(low), math.ceil(high / step(high)) * step(high)
 
 
 def _char_class(ch: str) -> str:
@@ -250,9 +262,11 @@ class Shape:
         if self.strings is not None:
             branches.append(self.strings.schema(privacy, dropped))
         if self.integers and not self.numbers:
-            branches.append({"type": "integer", "minimum": int(self.low), "maximum": int(self.high)})
+            low, high = round_out(self.low, self.high)
+            branches.append({"type": "integer", "minimum": int(low), "maximum": int(high)})
         elif self.numbers:
-            branches.append({"type": "number", "minimum": self.low, "maximum": self.high})
+            low, high = round_out(self.low, self.high)
+            branches.append({"type": "number", "minimum": low, "maximum": high})
         if self.booleans:
             branches.append({"type": "boolean"})
         if not branches:

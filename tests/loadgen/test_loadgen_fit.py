@@ -109,12 +109,13 @@ def _planted_sample() -> tuple[list[dict], list[str]]:
         email = f"jane.doe.{i}.x{i * 31 % 997}@corp-mail.example"
         note = f"Please call me back about invoice {i * 13} before Friday, thanks {i % 37} times"
         customer = f"CUS{i * 7:09d}"
-        planted += [user, email, note, customer]
+        account = 400_123_457 + i * 104_729  # a unique numeric id: its range must not name the first or last
+        planted += [user, email, note, customer, str(account)]
         lines.append({
             "type": "track", "event": "Ticket Opened", "messageId": f"m-{i}", "userId": user,
             "anonymousId": f"anon-{i % 700}", "timestamp": "2026-03-01T10:00:00.000Z", "sentAt": f"2026-03-01T10:00:{i % 60:02d}.000Z",
             "context": {"library": {"name": "analytics-python", "version": "2.3.0"}, "traits": {"email": email}},
-            "properties": {"contact": email, "note": note, "customer_id": customer, "priority": ["low", "high", "urgent"][i % 3],
+            "properties": {"contact": email, "note": note, "customer_id": customer, "account": account, "priority": ["low", "high", "urgent"][i % 3],
                            "owner_email": ["a.lead@corp-mail.example", "b.lead@corp-mail.example"][i % 2],
                            "by_user": {user: i}},
         })  # fmt: skip
@@ -143,6 +144,7 @@ def test_no_planted_value_reaches_the_fitted_profile(tmp_path):
     assert sorted(props["priority"]["enum"]) == ["high", "low", "urgent"]  # enum-like: kept
     assert "enum" not in props["owner_email"]  # low-cardinality, but looks personal
     assert props["by_user"]["type"] == "object" and not props["by_user"].get("properties")
+    assert props["account"]["minimum"] == 400_000_000 and props["account"]["maximum"] % 10_000_000 == 0
     assert "privacy:" in text and "no ids, emails, names or free text" in text
     # a stricter threshold keeps no enum at all
     strict = fit(lines, Privacy(enum_max_values=2, enum_min_count=5))
