@@ -53,7 +53,8 @@ OFFLINE_LAG_S = (
 )
 REPLAY_AGE_S = 86_400.0  # a batch whose newest event is older than a day is a replay (backfill)
 SPAN_FOR_RATE_S = 60.0  # a sample shorter than this says nothing about the message rate
-ZIPF_MIN_COUNT = 10  # users with fewer messages are left out of the rank-frequency fit
+ZIPF_TOP_USERS = 50  # the rank-frequency fit reads the most active users: the tail is cut by the sample
+ZIPF_MIN_COUNT = 5  # and of them only those with this many messages
 
 
 class FitError(ValueError):
@@ -426,10 +427,12 @@ class Fitter:
             exponent = sum(e * w for e, w in fits) / sum(w for _, w in fits)
             population["zipf_exponent"] = round(min(max(exponent, 0.0), 5.0), 3)
             notes.append(
-                f"population.zipf_exponent: {population['zipf_exponent']} (rank-frequency fit, {len(fits)} sources)"
+                f"population.zipf_exponent: {population['zipf_exponent']} (rank-frequency fit over each source's {ZIPF_TOP_USERS} most active users, {len(fits)} sources)"
             )
         else:
-            notes.append("population.zipf_exponent: too few users with 10+ messages; the default is kept")
+            notes.append(
+                f"population.zipf_exponent: too few users with {ZIPF_MIN_COUNT}+ messages; the default is kept"
+            )
         identified = {}
         for kind in kinds:
             first = self.first_identified.get(kind)
@@ -502,8 +505,10 @@ def _rate_for_mean(lib: Any, mean: float) -> float:
 
 
 def _zipf_exponent(counts: np.ndarray) -> float | None:
-    """The slope of log(count) against log(rank) over users with ZIPF_MIN_COUNT+ messages."""
-    top = counts[counts >= ZIPF_MIN_COUNT]
+    """The slope of log(count) against log(rank) over the ZIPF_TOP_USERS most active users (the sample
+    cuts the tail short: users seen once or never flatten a fit over all of them)."""
+    top = counts[:ZIPF_TOP_USERS]
+    top = top[top >= ZIPF_MIN_COUNT]
     if len(top) < 10:
         return None
     ranks = np.log(np.arange(1, len(top) + 1, dtype=np.float64))

@@ -67,6 +67,7 @@ def test_a_profile_fitted_twice_keeps_shares_and_event_names(tmp_path):
     assert abs(first.sender_events_per_second["mobile"] - 0.3) < 0.03
     assert abs(first.mobile_event_gap_seconds - default.mobile_event_gap_seconds) < 0.5
     assert abs(first.mobile_offline_share - default.mobile_offline_share) < 0.015
+    assert abs(first.zipf_exponent - default.zipf_exponent) < 0.1
 
 
 def test_fitted_schemas_describe_the_traffic_they_came_from(tmp_path):
