@@ -283,7 +283,9 @@ class Fitter:
         shares = ", ".join(f"{s} {n / self.messages:.1%}" for s, n in self.by_source.most_common())
         report.append(f"sources (share of messages): {shares}")
         if self.unknown_libraries:
-            names = ", ".join(f"{n} ({c})" for n, c in self.unknown_libraries.most_common(8))
+            names = ", ".join(
+                f"{n} ({c})" for n, c in self.unknown_libraries.most_common(8) if not looks_personal(n)
+            )
             report.append(f"library names not modelled, mapped by their words: {names}")
         dialect = "rudderstack" if self.rudder > self.messages / 2 else "segment"
         report.append(
@@ -301,6 +303,9 @@ class Fitter:
                 report.append(
                     f"call types: {left} {kind} page/screen calls left out (the {kind} libraries do not send them)"
                 )
+            if not sum(mix.values()):
+                mix = {"track": 1}
+                report.append(f"call_types.{kind}: no usable call types; track only assumed")
             doc["call_types"][kind] = _micro_shares(mix)
         doc["events"], doc["tracking_plans"], event_notes = self._plans(kinds)
         report += event_notes
