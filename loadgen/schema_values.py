@@ -255,7 +255,9 @@ def _string(schema: Mapping[str, Any], where: str) -> ValueMaker:
                 value = xeger(pattern)
                 if compiled.search(value) and low <= len(value) <= pattern_high:
                     return value
-            raise SchemaError(f"{where}/pattern: no value of length {low}..{pattern_high} found for {pattern!r}")
+            raise SchemaError(
+                f"{where}/pattern: no value of length {low}..{pattern_high} found for {pattern!r}"
+            )
 
         return from_pattern
     fmt = schema.get("format")
