@@ -81,9 +81,8 @@ def request_lines(
     weights = [gen.sources[s] / gen.mean_messages_per_request(s) for s in names]
     printed = 0
     for index in source_order(weights, count, seed):
-        while (
-            printed < count
-        ):  # a due re-send rides on top: the slot still carries new events (as under load)
+        # a due re-send rides on top: the slot still carries new events (as under load)
+        while printed < count:
             req = gen.next_request(names[index])
             printed += 1
             yield _line(req)
