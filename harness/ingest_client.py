@@ -46,6 +46,38 @@ class _Closed(Exception):
     """The connection ended before a complete answer."""
 
 
+class Target:
+    """An ingest API's base URL, parsed once: where to connect and how to write a request's bytes."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"target URL must be http(s)://host[:port], got {base_url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.tls = parts.scheme == "https"
+        self.base_path = parts.path.rstrip("/")
+        self.family = _ip_family(self.host)
+        """The address family of an IP-literal host, None for a name (which needs the resolver)."""
+        default_port = self.port == (443 if self.tls else 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self._host_header = f"Host: {host if default_port else f'{host}:{self.port}'}\r\n"
+
+    def head_bytes(self, method: str, path: str, headers: dict[str, str], body_length: int) -> bytes:
+        """The request line and headers, as the real libraries send them (Host first)."""
+        lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        return (
+            f"{method} {self.base_path}{path} HTTP/1.1\r\n{self._host_header}{lines}"
+            f"Content-Length: {body_length}\r\n\r\n"
+        ).encode("latin-1")
+
+    def encode(self, request) -> bytes:
+        """A `loadgen.traffic.PreparedRequest`'s whole bytes on the wire."""
+        return (
+            self.head_bytes(request.method, request.path, request.headers, len(request.body)) + request.body
+        )
+
+
 class IngestClient:
     """One connection to the target's ingest API, opened on first use and after any failure."""
 
@@ -56,36 +88,23 @@ class IngestClient:
         network_timeout: float = NETWORK_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"target URL must be http(s)://host[:port], got {base_url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.tls = parts.scheme == "https"
-        self.base_path = parts.path.rstrip("/")
-        default_port = self.port == (443 if self.tls else 80)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self._host_header = f"Host: {host if default_port else f'{host}:{self.port}'}\r\n"
+        self.target = target = Target(base_url)
+        self.host, self.port, self.tls = target.host, target.port, target.tls
         self.network_timeout = network_timeout
         self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
-        self._family = _ip_family(self.host)
+        self._family = target.family
         self._awaiting: _ResponseReader | None = None
 
     def head_bytes(self, method: str, path: str, headers: dict[str, str], body_length: int) -> bytes:
         """The request line and headers, as the real libraries send them (Host first)."""
-        lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        return (
-            f"{method} {self.base_path}{path} HTTP/1.1\r\n{self._host_header}{lines}"
-            f"Content-Length: {body_length}\r\n\r\n"
-        ).encode("latin-1")
+        return self.target.head_bytes(method, path, headers, body_length)
 
     def send(self, request) -> Answer:
         """Send one `loadgen.traffic.PreparedRequest` and wait for its answer."""
-        data = (
-            self.head_bytes(request.method, request.path, request.headers, len(request.body)) + request.body
+        return self._within_deadline(
+            self._exchange_with_one_retry_on_stale_connection, self.target.encode(request)
         )
-        return self._within_deadline(self._exchange_with_one_retry_on_stale_connection, data)
 
     def _within_deadline(self, exchange: Callable[..., Answer], *args: bytes) -> Answer:
         """Run an exchange under one timer (not one per socket operation); failures become answers.
@@ -181,88 +200,96 @@ class _ResponseReader:
         self.sock = sock
         self.received = b""
 
-    def more(self) -> None:
-        chunk = self.sock.recv(_RECV)
-        if not chunk:
-            raise _Closed("connection closed before the answer was complete")
-        self.received += chunk
-
     def read(self) -> tuple[int, bytes, bytes, bool]:
         """(status, lower-cased head, body, keep-alive) of the response."""
-        while (end := self.received.find(b"\r\n\r\n")) < 0:
-            if len(self.received) > MAX_HEAD_BYTES:
-                raise ProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
-            self.more()
-        head = self.received[:end].lower()
-        if not head.startswith(b"http/1.") or len(head) < 12 or not head[9:12].isdigit():
-            raise ProtocolError(f"not an HTTP/1.x status line: {self.received[:40]!r}")
-        status = int(head[9:12])
-        if status < 200:
-            raise ProtocolError(f"interim answer {status}: this client sends no Expect and takes none")
-        if head[7:8] == b"1":
-            keep_alive = b"\r\nconnection: close" not in head
-        else:
-            keep_alive = b"\r\nconnection: keep-alive" in head
-        start = end + 4
-        if status in (204, 304):
-            return self._complete(status, head, start, start, keep_alive)
-        if b"\r\ntransfer-encoding:" in head and b"chunked" in _header(head, b"transfer-encoding"):
-            return status, head, self._read_chunked(start), keep_alive
-        length_text = _header(head, b"content-length")
-        if length_text is None:
-            return status, head, self._read_until_close(start), False
+        closed = False
+        while (frame := frame_response(self.received, closed)) is None:
+            if closed:
+                raise _Closed("connection closed before the answer was complete")
+            chunk = self.sock.recv(_RECV)
+            if chunk:
+                self.received += chunk
+            else:
+                closed = True
+        return frame
+
+
+def frame_response(received: bytes, closed: bool) -> tuple[int, bytes, bytes, bool] | None:
+    """(status, lower-cased head, body, keep-alive) once `received` holds one whole response, else None.
+
+    `closed`: the server has closed the connection (which ends a close-delimited body). Raises
+    ProtocolError for bytes no HTTP/1.x framing explains, or for bytes after the response (one
+    request is in flight per connection, so there must be none).
+    """
+    end = received.find(b"\r\n\r\n")
+    if end < 0:
+        if len(received) > MAX_HEAD_BYTES:
+            raise ProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
+        return None
+    head = received[:end].lower()
+    if not head.startswith(b"http/1.") or len(head) < 12 or not head[9:12].isdigit():
+        raise ProtocolError(f"not an HTTP/1.x status line: {received[:40]!r}")
+    status = int(head[9:12])
+    if status < 200:
+        raise ProtocolError(f"interim answer {status}: this client sends no Expect and takes none")
+    if head[7:8] == b"1":
+        keep_alive = b"\r\nconnection: close" not in head
+    else:
+        keep_alive = b"\r\nconnection: keep-alive" in head
+    start = end + 4
+    if status in (204, 304):
+        stop = start
+    elif b"\r\ntransfer-encoding:" in head and b"chunked" in _header(head, b"transfer-encoding"):
+        body = _chunked_body(received, start)
+        return None if body is None else (status, head, body, keep_alive)
+    elif (length_text := _header(head, b"content-length")) is None:
+        if len(received) - start > MAX_BODY_BYTES:
+            raise ProtocolError(f"body longer than {MAX_BODY_BYTES} bytes")
+        return (status, head, received[start:], False) if closed else None
+    else:
         try:
             length = int(length_text)
         except ValueError:
             raise ProtocolError(f"bad Content-Length {length_text!r}") from None
         if not 0 <= length <= MAX_BODY_BYTES:
             raise ProtocolError(f"Content-Length {length} out of range")
-        while len(self.received) < start + length:
-            self.more()
-        return self._complete(status, head, start, start + length, keep_alive)
+        stop = start + length
+        if len(received) < stop:
+            return None
+    if len(received) > stop:
+        raise ProtocolError("bytes after the response (one request is in flight)")
+    return status, head, received[start:stop], keep_alive
 
-    def _complete(self, status: int, head: bytes, start: int, stop: int, keep_alive: bool):
-        if len(self.received) > stop:
-            raise ProtocolError("bytes after the response (one request is in flight)")
-        return status, head, self.received[start:stop], keep_alive
 
-    def _read_chunked(self, position: int) -> bytes:
-        body = []
-        total = 0
-        while True:
-            while (line_end := self.received.find(b"\r\n", position)) < 0:
-                self.more()
-            size_text = self.received[position:line_end].split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
-            total += size
-            if total > MAX_BODY_BYTES:
-                raise ProtocolError(f"chunked body longer than {MAX_BODY_BYTES} bytes")
-            position = line_end + 2
-            if size == 0:
-                while (trailer_end := self.received.find(b"\r\n", position)) != position:
-                    if trailer_end < 0:
-                        self.more()
-                    else:
-                        position = trailer_end + 2  # a trailer line, skipped
-                if len(self.received) > position + 2:
-                    raise ProtocolError("bytes after the response (one request is in flight)")
-                return b"".join(body)
-            while len(self.received) < position + size + 2:
-                self.more()
-            body.append(self.received[position : position + size])
-            position += size + 2
-
-    def _read_until_close(self, start: int) -> bytes:
-        while True:
-            if len(self.received) - start > MAX_BODY_BYTES:
-                raise ProtocolError(f"body longer than {MAX_BODY_BYTES} bytes")
-            try:
-                self.more()
-            except _Closed:
-                return self.received[start:]
+def _chunked_body(received: bytes, position: int) -> bytes | None:
+    """The body of a chunked response starting at `position`, None while incomplete."""
+    body = []
+    total = 0
+    while True:
+        line_end = received.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        size_text = received[position:line_end].split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+        total += size
+        if total > MAX_BODY_BYTES:
+            raise ProtocolError(f"chunked body longer than {MAX_BODY_BYTES} bytes")
+        position = line_end + 2
+        if size == 0:
+            while (trailer_end := received.find(b"\r\n", position)) != position:
+                if trailer_end < 0:
+                    return None
+                position = trailer_end + 2  # a trailer line, skipped
+            if len(received) > position + 2:
+                raise ProtocolError("bytes after the response (one request is in flight)")
+            return b"".join(body)
+        if len(received) < position + size + 2:
+            return None
+        body.append(received[position : position + size])
+        position += size + 2
 
 
 def _ip_family(host: str) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -16,6 +17,9 @@ from loadgen.ids import MAX_STREAM, run_id_from_name
 from loadgen.ledger import SentLedger
 from loadgen.profile import Profile
 from loadgen.traffic import TrafficGenerator, messages_per_request
+
+if TYPE_CHECKING:
+    from harness.engine import SendingEngine
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Stream:
         self.ledger = SentLedger(wiring.run, stream, wiring.run_name)
         self.stats = LoadStats()
         self.request_log: RequestLog | None = None  # Locust's statistics, set by worker.start_stream
+        self.engine: SendingEngine | None = None  # sends for the users on plain HTTP, set by worker.start_stream
         self.plan = build_plan(profile, options)
         self.pacers = {source: Pacer(schedule) for source, schedule in self.plan.items()}
         self.duration = shape_duration(options.load_shape, options.run_time)

@@ -6,6 +6,10 @@ whatever the answers' latency, so latency is reported both as measured and from 
 (wrk2's coordinated-omission correction). A send more than `--max-lag` behind is dropped and
 counted as missed (k6's dropped iterations). Retries follow the library's policy with the same messageIds,
 and every outcome lands in the stream's sent ledger.
+
+Against a plain-HTTP target the user hands its connection to the worker's sending engine
+(`harness.engine`), which sends the source's slots in one loop for all users; against TLS it sends
+its own slots with its own client, one task per due slot.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from gevent import GreenletExit
 from locust import User, task
 
 from harness.ingest_client import Answer, IngestClient
+from harness.outcomes import record_attempt, record_outcome
 from harness.plugin import Harness
 from harness.stream import Stream
 from loadgen.traffic import PreparedRequest
 
 MAX_BURST = 20
+ENGINE_USER_WAIT = 1.0
+"""Seconds a user whose connection the engine drives waits between its (empty) tasks."""
 
 
 def stream_of(environment) -> Stream:
@@ -43,19 +50,26 @@ class SourceUser(User):
         self.stream = stream_of(environment)
         self.pacer = self.stream.pacers[self.source]
         self.library = self.stream.generator.library_of(self.source)
+        self.engine = self.stream.engine
         self.client = IngestClient(environment.host)
         self.intended: float | None = None
         self._attempt_started = 0.0
 
     def on_start(self) -> None:
         self.pacer.users_here += 1
+        if self.engine is not None:
+            self.engine.attach(self.source)
 
     def on_stop(self) -> None:
         self.pacer.users_here -= 1
+        if self.engine is not None:
+            self.engine.detach(self.source)
         self.client.close()
 
     def wait_time(self) -> float:
         """Locust sleeps this long between tasks (interruptibly): until the slot this user holds."""
+        if self.engine is not None:
+            return ENGINE_USER_WAIT
         return max(0.0, self.intended - time.monotonic()) if self.intended is not None else 0.0
 
     @task
@@ -63,8 +77,10 @@ class SourceUser(User):
         """Send every slot that is due, back to back; Locust's wait() then sleeps until the next one.
 
         Up to MAX_BURST sends per task, so a user far behind still returns to Locust's loop often
-        enough to stop when told to.
+        enough to stop when told to. With the engine, it sends this user's slots instead.
         """
+        if self.engine is not None:
+            return
         for _ in range(MAX_BURST):
             if self.intended is None:
                 max_lag = self.stream.options.max_lag
@@ -117,55 +133,8 @@ class SourceUser(User):
     ) -> None:
         """Latency, counts and Locust's statistics for one attempt."""
         finished = time.monotonic()
-        measured = finished - started
-        if attempt == 0 and request.call_types:
-            self.stream.stats.record_call_types(request.source, request.library, request.call_types)
-        self.stream.stats.record_request(
-            source=request.source,
-            library=request.library,
-            kind=request.kind,
-            messages=request.message_count if attempt == 0 else 0,
-            body_bytes=len(request.body),
-            status=answer.status,
-            measured=measured,
-            corrected=finished - intended,
-        )
-        if request.kind == "bad":
-            name = f"{request.path} (bad: {request.bad_case})"
-            failure = (
-                None
-                if answer.status == request.expected_status
-                else f"expected HTTP {request.expected_status}, got {answer.status}"
-            )
-        else:
-            name = f"{request.path} ({request.library})"
-            failure = (
-                None
-                if answer.status is not None and 200 <= answer.status < 300
-                else (answer.error or f"HTTP {answer.status}")
-            )
-        self.stream.request_log.record(name, measured * 1000, len(answer.body), failure)
+        record_attempt(self.stream, request, answer.status, answer.error, len(answer.body),
+                       finished - started, finished - intended, attempt)  # fmt: skip
 
     def _record_outcome(self, request: PreparedRequest, answer: Answer) -> None:
-        ledger, status = self.stream.ledger, answer.status
-        sent_ms = request.sent_ms
-        if request.kind == "duplicate":
-            ledger.record_duplicates(request.seqs)
-        if request.kind == "bad":
-            self.stream.stats.record_bad_input(request.bad_case or "", status == request.expected_status)
-        accepted: list[int] | range = []
-        if status is not None and 200 <= status < 300:
-            rejected = set(request.rejected_seqs) if request.rejected_seqs else ()
-            accepted = request.seqs if not rejected else [s for s in request.seqs if s not in rejected]
-            if accepted:
-                ledger.record_accepted(request.source, accepted, sent_ms)
-                if request.kind != "duplicate":
-                    self.stream.stats.record_accepted(request.source, len(accepted))
-            if rejected:
-                ledger.record_rejected(sorted(rejected), sent_ms)
-        elif status is not None and 400 <= status < 500 and status != 429:
-            if request.seqs:
-                ledger.record_rejected(request.seqs, sent_ms)
-        elif request.seqs:
-            ledger.record_abandoned(request.seqs, sent_ms)
-        self.stream.generator.on_answer(request, status, accepted)
+        record_outcome(self.stream, request, answer.status)

@@ -12,6 +12,7 @@ from locust.env import Environment
 from harness.monitor_client import MonitorClient, MonitorError
 from harness.request_log import RequestLog
 from harness.stream import Stream, Wiring
+from harness.stream_feed import start_engine
 
 if TYPE_CHECKING:
     from harness.plugin import Harness
@@ -35,6 +36,7 @@ def start_stream(harness: Harness) -> Stream:
     stream = Stream(options, wiring, environment.runner.worker_index, harness.profile())
     stream.request_log = RequestLog(environment.stats)
     stream.request_log.start()
+    stream.engine = start_engine(stream, environment.host)
     harness.stream = stream
     if wiring.monitor_url:  # without a monitor (--host and no --monitor-url) nobody audits the ledger
         harness.shipper = LedgerShipper(stream, MonitorClient(wiring.monitor_url))
@@ -83,6 +85,8 @@ class LedgerShipper:
 def finish_stream(harness: Harness) -> None:
     """Fold the last requests into Locust's statistics, stop shipping on a schedule, send the final ledger."""
     stream = harness.stream
+    if stream is not None and stream.engine is not None:
+        stream.engine.stop()  # the answers in flight are read and accounted first
     if stream is not None and stream.request_log is not None:
         stream.request_log.stop()
     shipper, harness.shipper = harness.shipper, None
