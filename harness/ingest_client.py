@@ -24,6 +24,7 @@ NETWORK_TIMEOUT = 10.0
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _RECV = 65536
+MAX_KEPT_HEADS = 4096
 
 
 class Answer(NamedTuple):
@@ -62,20 +63,30 @@ class Target:
         default_port = self.port == (443 if self.tls else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._host_header = f"Host: {host if default_port else f'{host}:{self.port}'}\r\n"
+        self._starts: dict[tuple, bytes] = {}
 
     def head_bytes(self, method: str, path: str, headers: dict[str, str], body_length: int) -> bytes:
         """The request line and headers, as the real libraries send them (Host first)."""
-        lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        return (
-            f"{method} {self.base_path}{path} HTTP/1.1\r\n{self._host_header}{lines}"
-            f"Content-Length: {body_length}\r\n\r\n"
-        ).encode("latin-1")
+        return self._head_start(method, path, headers) + b"Content-Length: %d\r\n\r\n" % body_length
 
     def encode(self, request) -> bytes:
         """A `loadgen.traffic.PreparedRequest`'s whole bytes on the wire."""
-        return (
-            self.head_bytes(request.method, request.path, request.headers, len(request.body)) + request.body
-        )
+        start = self._head_start(request.method, request.path, request.headers)
+        return b"".join((start, b"Content-Length: %d\r\n\r\n" % len(request.body), request.body))
+
+    def _head_start(self, method: str, path: str, headers: dict[str, str]) -> bytes:
+        """Everything before Content-Length; a source sends few distinct ones, so they are kept."""
+        key = (method, path, *headers.items())
+        start = self._starts.get(key)
+        if start is None:
+            if len(self._starts) >= MAX_KEPT_HEADS:
+                self._starts.clear()
+            lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+            start = f"{method} {self.base_path}{path} HTTP/1.1\r\n{self._host_header}{lines}".encode(
+                "latin-1"
+            )
+            self._starts[key] = start
+        return start
 
 
 class IngestClient:

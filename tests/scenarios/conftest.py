@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import run_command
+from harness.processes import ChildServer, free_port, run_command
+from tests.support.scripted_server import SCRIPTED_SERVER
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -48,3 +49,14 @@ def locust_run(tmp_path: Path):
         return run_locust(tmp_path, *args, **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("scripted")
+    script = folder / "server.py"
+    script.write_text(SCRIPTED_SERVER)
+    port = free_port()
+    server = ChildServer("scripted server", port, [sys.executable, str(script), str(port)], folder / "log")
+    with server:
+        yield server.url
