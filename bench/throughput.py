@@ -12,7 +12,12 @@ CPU, for the same duration:
                schedule (missed sends < 1%, so the profile's mix is what was sent); the highest such
                run is reported. --latency-budget 0.03 sizes the user pool for a fast local sink.
   (e) client only  the same pre-built requests through the harness's own HTTP client with no Locust
-               and no generation (bench/client_loop.py): the floor of its sending path in Python
+               and no generation (bench/client_loop.py), one greenlet per connection
+  (f) engine only  the same pre-built requests through the sending engine (harness/engine.py) with
+               no Locust and no generation (bench/client_loop.py --engine): the floor of the
+               scenarios' sending path in Python
+The scenarios send through the engine (d), so (d) / (f) is what generation, pacing, the ledger and
+the statistics cost on top of sending.
 After a warm-up, a window of --seconds is measured: requests from the sink's counter, the
 contender's CPU seconds from /proc (user + system, all its processes). "Per core" is per CPU second
 of the generator, which other work on the machine changes far less than wall rates (printed too).
@@ -125,6 +130,19 @@ class Sink:
         self.server.stop()
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of `pid` and its descendants waited for a CPU while runnable (schedstat):
+    on a shared machine, the time other work took from the contender."""
+    total = 0.0
+    for process in (pid, *descendants(pid)):
+        for stat in Path(f"/proc/{process}/task").glob("*/schedstat"):
+            try:
+                total += int(stat.read_text().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid` and its descendants (from /proc)."""
     return sum(cpu_seconds(p) or 0.0 for p in (pid, *descendants(pid)))
@@ -176,8 +194,11 @@ def measure(name: str, argv: list[str], sink: Sink, seconds: float, env: dict | 
         if process.poll() is not None:
             raise SystemExit(f"{name} exited early; see {log.name}")
         requests0, cpu0, wall0 = sink.requests(), tree_cpu_seconds(process.pid), time.monotonic()
+        waited0 = runqueue_wait_seconds(process.pid)
         time.sleep(seconds)
         requests1, cpu1, wall1 = sink.requests(), tree_cpu_seconds(process.pid), time.monotonic()
+        waited = runqueue_wait_seconds(process.pid) - waited0
+        print(f"  {name}: waited {waited / (wall1 - wall0):.0%} of the window for a CPU (others' work)")
     except BaseException:
         _stop(process)
         raise
@@ -208,6 +229,7 @@ class ScenariosRun:
     target_rate: float
     row: Row
     missed_ratio: float
+    missed_sends: int
 
     @property
     def sustained(self) -> bool:
@@ -229,9 +251,10 @@ def run_scenarios(name: str, sink: Sink, args: argparse.Namespace, rate: float, 
     load = json.loads(summaries[-1].read_text())["load"]
     # bad-input requests are sent but not counted as messages: one carries 2,501 invalid ones
     per_request = (load["messages"] - load["bad_input_messages"]) / max(1, load["requests"])
-    run = ScenariosRun(rate, Row(name, requests, requests * per_request, cpu, wall), load["missed_ratio"])
+    row = Row(name, requests, requests * per_request, cpu, wall)
+    run = ScenariosRun(rate, row, load["missed_ratio"], load["missed_sends"])
     print(f"  {name} at {rate:,.0f} msg/s: {run.row.messages / wall:,.0f} msg/s sent, missed sends "
-          f"{run.missed_ratio:.1%}, generator CPU {cpu / wall:.0%} busy, "
+          f"{run.missed_ratio:.1%} ({run.missed_sends:,}), generator CPU {cpu / wall:.0%} busy, "
           f"{run.row.msgs_per_core:,.0f} msg/s per CPU second")  # fmt: skip
     return run
 
@@ -303,6 +326,10 @@ def main() -> int:
         _stop(process)
         rows.append(Row("client only", requests, requests * mean, cpu, wall))
 
+        requests, cpu, wall, process = measure("engine only", [*argv, "--engine"], sink, args.seconds, env=env)
+        _stop(process)
+        rows.append(Row("engine only", requests, requests * mean, cpu, wall))
+
         best = highest_sustained(sink, args, workdir)
         rows.append(best.row)
         scale_out = None
@@ -330,6 +357,9 @@ def main() -> int:
         "scenarios_vs_fasthttp": round(scenarios.msgs_per_core / by_name["fasthttp"].msgs_per_core, 2),
         "scenarios_vs_wrk": round(scenarios.msgs_per_core / by_name["wrk"].msgs_per_core, 3),
         "client_only_msgs_per_sec_per_core": round(by_name["client only"].msgs_per_core),
+        "engine_only_msgs_per_sec_per_core": round(by_name["engine only"].msgs_per_core),
+        "scenarios_vs_engine_only": round(scenarios.msgs_per_core / by_name["engine only"].msgs_per_core, 3),
+        "scenarios_missed_sends": best.missed_sends,
         "mix_messages_per_request": round(mean, 3),
         "seconds": args.seconds,
         "scenarios_target_rate": best.target_rate,
