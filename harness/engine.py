@@ -215,9 +215,9 @@ class SendingEngine:
                 self._flush()
             events = poll(0)
             if not events or now - yielded > MAX_BUSY:
-                self._park(0.0 if events else self._wake_in(now))
+                if self._park(0.0 if events else self._wake_in(now)) or events:
+                    events = poll(0)
                 yielded = clock()
-                events = poll(0)
             now = clock()
             for fd, mask in events:
                 connection = by_fd.get(fd)
@@ -250,14 +250,14 @@ class SendingEngine:
             wake = min(wake, self._backoff[0][0])
         return max(0.0, wake - now)
 
-    def _park(self, seconds: float) -> None:
-        """Let gevent's hub run until a connection is ready or `seconds` pass."""
+    def _park(self, seconds: float) -> bool:
+        """Let gevent's hub run until a connection is ready (True) or `seconds` pass (False)."""
         switch = getcurrent().switch
         timer = self._hub.loop.timer(seconds)
-        self._ready_watcher.start(switch)
-        timer.start(switch)
+        self._ready_watcher.start(switch, True)
+        timer.start(switch, False)
         try:
-            self._hub.switch()
+            return self._hub.switch()
         finally:
             self._ready_watcher.stop()
             timer.close()
