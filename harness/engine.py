@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import heapq
+import logging
 import select
 import socket
 import time
@@ -36,6 +37,7 @@ from loadgen.traffic import PreparedRequest
 _epoll = get_original("select", "epoll")
 _socket = get_original("socket", "socket")
 _RECV = 65536
+log = logging.getLogger("harness")
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
@@ -175,6 +177,7 @@ class SendingEngine:
         if self._greenlet is None:
             self._address = self._resolve()
             self._greenlet = gevent.spawn(self._run)
+            self._greenlet.link_exception(lambda g: log.error("the sending engine stopped: %r", g.exception))
 
     def stop(self) -> None:
         """Send nothing new, wait for the answers in flight (within their deadline), record them all."""

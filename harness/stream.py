@@ -68,7 +68,7 @@ class Stream:
         self.ledger = SentLedger(wiring.run, stream, wiring.run_name)
         self.stats = LoadStats()
         self.request_log: RequestLog | None = None  # Locust's statistics, set by worker.start_stream
-        self.engine: SendingEngine | None = None  # sends for the users on plain HTTP, set by worker.start_stream
+        self.engine: SendingEngine | None = None  # sends on plain HTTP; set by worker.start_stream
         self.plan = build_plan(profile, options)
         self.pacers = {source: Pacer(schedule) for source, schedule in self.plan.items()}
         self.duration = shape_duration(options.load_shape, options.run_time)
