@@ -185,3 +185,8 @@ def test_detached_connections_close_once_answered(tmp_path: Path, scripted: str)
         assert len(feed.outcomes) == 10  # no connection left to send on
     finally:
         engine.stop()
+
+
+def test_tls_targets_are_left_to_the_users_clients():
+    with pytest.raises(ValueError, match="plain HTTP"):
+        SendingEngine(Target("https://127.0.0.1:8443"), ListFeed([]), {"http": None})
