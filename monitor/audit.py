@@ -26,7 +26,7 @@ from loadgen.ids import CANARY_STREAM, DecodedIds, decode_many, make_uuid
 from monitor.behaviours import DISCARD
 from monitor.config import DestinationConfig
 from monitor.latency import LatencyHistogram
-from monitor.ledger_store import LOW_32, LedgerBook, bitmap_of
+from monitor.ledger_store import LOW_32, LedgerBook, bitmap_bytes, bitmap_of
 from monitor.order import NO_USER, UserOrder, user_keys_of
 
 log = logging.getLogger("monitor")
@@ -111,12 +111,8 @@ class Cell:
 
     def memory_bytes(self) -> int:
         """Container bytes of the bitmaps (plus ~48 bytes each) and the per-user table's size."""
-        total = 0
-        for b in (self.delivered, self.repeated, self.due, self.refused_retry, self.refused_discard):
-            st = b.get_statistics()
-            total += 48 + st["n_containers"] * 16 + st["n_bytes_array_containers"]
-            total += st["n_bytes_bitset_containers"] + st["n_bytes_run_containers"]
-        return total + self.user_table_bytes()
+        bitmaps = (self.delivered, self.repeated, self.due, self.refused_retry, self.refused_discard)
+        return sum(map(bitmap_bytes, bitmaps)) + self.user_table_bytes()
 
     def user_table_bytes(self) -> int:
         """The per-user order table's arrays."""
