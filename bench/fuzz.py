@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadgen.plugin.processes import ChildServer, free_port  # noqa: E402
+from harness.processes import ChildServer, free_port  # noqa: E402
 from tests import fuzzing  # noqa: E402
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
+from harness.processes import ChildServer, free_port
 from loadgen import ids
 from loadgen.ledger import SentLedger
-from loadgen.plugin.processes import ChildServer, free_port
 
 pytestmark = pytest.mark.e2e
 
