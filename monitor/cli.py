@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the bundled monitor/default.yaml)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8089, help="port to listen on (default 8089)")
+    parser.add_argument(
+        "--port", type=int, default=8090, help="port to listen on (default 8090; 8089 is Locust's web UI)"
+    )
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
