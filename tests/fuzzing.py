@@ -15,10 +15,13 @@ import hmac
 import json
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+import httpx
 import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pyroaring import BitMap64
 
@@ -63,6 +66,9 @@ class Request:
     path: str
     headers: dict[str, bytes] = field(default_factory=dict)
     content: bytes = b""
+
+
+Answer = httpx.Response | httpx.HTTPError
 
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
@@ -454,8 +460,57 @@ SANDBOX_ENDPOINTS = {
 so the caller fuzzes it after the others and clears the faults after it."""
 
 
-def answer_problem(request: Request, status: int, content_type: str, body: bytes) -> str | None:
-    """What is wrong with an answer (None when it is fine): a 5xx, or an error that is not a named JSON one."""
+def fuzz(
+    client: httpx.Client,
+    strategy: st.SearchStrategy,
+    count: int,
+    on_answer: Callable[[Request, Answer], None],
+) -> None:
+    """Send `count` requests drawn from `strategy` (generation only, no shrinking); `on_answer` gets each
+    request with its response, or with the `httpx.HTTPError` when none came."""
+
+    @settings(
+        max_examples=count,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(request=strategy)
+    def one(request: Request) -> None:
+        try:
+            answer: Answer = client.request(
+                request.method, request.path, headers=request.headers, content=request.content
+            )
+        except httpx.HTTPError as exc:
+            answer = exc
+        on_answer(request, answer)
+
+    one()
+
+
+def fuzz_endpoints(client: httpx.Client, endpoints: dict, count: int) -> tuple[list[str], set[int]]:
+    """`count` requests to each endpoint: the problems found (`answer_problem`) and the statuses seen."""
+    problems: list[str] = []
+    statuses: set[int] = set()
+
+    def check(request: Request, answer: Answer) -> None:
+        if isinstance(answer, httpx.Response):
+            statuses.add(answer.status_code)
+        problem = answer_problem(request, answer)
+        if problem:
+            problems.append(problem)
+
+    for strategy in endpoints.values():
+        fuzz(client, strategy, count, check)
+    return problems, statuses
+
+
+def answer_problem(request: Request, answer: Answer) -> str | None:
+    """What is wrong with an answer (None when it is fine): none, a 5xx, or an error that is not a named JSON one."""
+    if isinstance(answer, httpx.HTTPError):
+        return f"no answer to {request.method} {request.path}: {type(answer).__name__}: {answer}"
+    status, body = answer.status_code, answer.content
     if status >= 500:
         return f"{status} to {request.method} {request.path}: {body[:300]!r}"
     if status < 400 or request.method == "HEAD":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 
 from loadgen import ids
 from loadgen.ledger import SentLedger
@@ -28,31 +27,7 @@ def test_fuzz_every_monitor_endpoint(start_monitor, events, signer):
     )
     assert mon.deliver("open", events(run, 1, range(60))).status_code == 200
     before = mon.http.get("/api/summary", params={"run": run}, headers=auth).json()["destinations"]["open"]
-    problems: list[str] = []
-    statuses: set[int] = set()
-
-    for strategy in fuzzing.MONITOR_ENDPOINTS.values():
-
-        @settings(
-            max_examples=EXAMPLES,
-            phases=[Phase.generate],
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(request=strategy)
-        def one(request: fuzzing.Request) -> None:
-            response = mon.http.request(
-                request.method, request.path, headers=request.headers, content=request.content
-            )
-            statuses.add(response.status_code)
-            problem = fuzzing.answer_problem(
-                request, response.status_code, response.headers.get("content-type", ""), response.content
-            )
-            if problem:
-                problems.append(problem)
-
-        one()
+    problems, statuses = fuzzing.fuzz_endpoints(mon.http, fuzzing.MONITOR_ENDPOINTS, EXAMPLES)
     assert not problems, problems[:5]
     assert {200, 202, 400, 401, 404} <= statuses, statuses
     summary = mon.http.get("/api/summary", params={"run": run}, headers=auth)

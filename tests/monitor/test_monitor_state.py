@@ -40,6 +40,20 @@ class Clock:
         return self.now
 
 
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(time, "time", clock)
+    return clock
+
+
+def _started(directory: Path) -> Monitor:
+    """A monitor restored from (or starting) `directory`, logging there."""
+    monitor = Monitor(parse_config(CONFIG))
+    monitor.restore(StateDir(directory))
+    return monitor
+
+
 def _state(monitor: Monitor) -> dict:
     summary = monitor.summary(None)
     return {k: summary[k] for k in ("runs", "destinations", "totals", "receiver")}
@@ -56,12 +70,8 @@ def _deliver(monitor: Monitor, name: str, run: int, seqs: list[int], clock: Cloc
     asyncio.run(monitor._audit(dest, parse_delivery(body), clock.now * 1000))
 
 
-def test_restore_equals_the_live_state_at_every_point(tmp_path, monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(time, "time", clock)
-    config = parse_config(CONFIG)
-    live = Monitor(config)
-    live.restore(StateDir(tmp_path / "live"))
+def test_restore_equals_the_live_state_at_every_point(tmp_path, clock):
+    live = _started(tmp_path / "live")
     rng = random.Random(7)
     ledgers = {run: SentLedger(run, 1, run_name=f"r{run}") for run in (3, 9)}
     checks = 0
@@ -96,8 +106,7 @@ def test_restore_equals_the_live_state_at_every_point(tmp_path, monkeypatch):
         else:  # "kill" here: restore a copy of the directory as it is now, compare, go on
             copy = tmp_path / f"copy-{step}"
             shutil.copytree(tmp_path / "live", copy)
-            restored = Monitor(config)
-            restored.restore(StateDir(copy))
+            restored = _started(copy)
             assert _state(restored) == _state(live), f"step {step}"
             restored.state.close()
             checks += 1
@@ -108,19 +117,15 @@ def test_restore_equals_the_live_state_at_every_point(tmp_path, monkeypatch):
     assert totals["lost"] and totals["refused_400"] and summary["receiver"]["malformed_bodies"]
 
 
-def test_a_torn_last_record_is_ignored_and_a_bad_snapshot_named(tmp_path, monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(time, "time", clock)
-    config = parse_config(CONFIG)
-    live = Monitor(config)
-    live.restore(StateDir(tmp_path / "s"))
+def test_a_torn_last_record_is_ignored_and_a_bad_snapshot_named(tmp_path, clock):
+    live = _started(tmp_path / "s")
     _deliver(live, "hook", 3, list(range(10)), clock)
     before = _state(live)
     _deliver(live, "hook", 3, list(range(10, 20)), clock)
     log = max((tmp_path / "s").glob("log-*.bin"), key=lambda p: p.stat().st_mtime)
     data = log.read_bytes()
     log.write_bytes(data[: len(data) - 3])  # the last write was cut short
-    restored = Monitor(config)
+    restored = Monitor(parse_config(CONFIG))
     assert restored.restore(StateDir(tmp_path / "s")) == 1
     assert _state(restored) == before
 
@@ -128,4 +133,4 @@ def test_a_torn_last_record_is_ignored_and_a_bad_snapshot_named(tmp_path, monkey
     bad.mkdir()
     Path(bad / "snapshot.pickle").write_bytes(b"not a pickle")
     with pytest.raises(StateError, match="cannot read the snapshot"):
-        Monitor(config).restore(StateDir(bad))
+        _started(bad)

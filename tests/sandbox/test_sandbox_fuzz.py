@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 import httpx
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import fuzzing
@@ -107,30 +107,7 @@ def test_fuzz_every_sandbox_endpoint_with_a_token(sandbox_factory, receiver_fact
     config = fuzzing.sandbox_config(recv.url, str(tmp_path / "spool"))
     sb = sandbox_factory(config, env={"HARNESS_SANDBOX_TOKEN": fuzzing.SANDBOX_TOKEN})
     client = httpx.Client(base_url=sb.url, timeout=10)
-    problems: list[str] = []
-    statuses: set[int] = set()
-    for strategy in fuzzing.SANDBOX_ENDPOINTS.values():
-
-        @settings(
-            max_examples=40,
-            phases=[Phase.generate],
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(request=strategy)
-        def one(request: fuzzing.Request) -> None:
-            response = client.request(
-                request.method, request.path, headers=request.headers, content=request.content
-            )
-            statuses.add(response.status_code)
-            problem = fuzzing.answer_problem(
-                request, response.status_code, response.headers.get("content-type", ""), response.content
-            )
-            if problem:
-                problems.append(problem)
-
-        one()
+    problems, statuses = fuzzing.fuzz_endpoints(client, fuzzing.SANDBOX_ENDPOINTS, 40)
     client.close()
     assert not problems, problems[:5]
     assert {200, 400, 401, 404} <= statuses, statuses
