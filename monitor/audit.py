@@ -125,6 +125,8 @@ class DestinationAudit:
 
     config: DestinationConfig
     cells: dict[tuple[int, int, int], Cell] = field(default_factory=dict)
+    by_run: dict[int, set[tuple[int, int]]] = field(default_factory=dict)
+    """run → the (stream, seq >> 32) of its cells, so one run's figures never scan every run's cells."""
     latency: dict[int, LatencyHistogram] = field(default_factory=dict)
     foreign_ids: int = 0
     malformed_bodies: int = 0
@@ -140,6 +142,7 @@ class DestinationAudit:
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = Cell()
+            self.by_run.setdefault(run, set()).add((stream, hi))
         return cell
 
     def histogram(self, run: int) -> LatencyHistogram:
@@ -355,7 +358,7 @@ class Audit:
         self.flush()
         total = CellStats()
         sources = dest.config.sources
-        keys = {(stream, hi) for (r, stream, hi) in dest.cells if r == run}
+        keys = set(dest.by_run.get(run, ()))
         run_ledger = self.ledgers.runs.get(run)
         if run_ledger is not None:
             for stream, ledger in run_ledger.streams.items():
@@ -401,9 +404,12 @@ class Audit:
         self.flush()
         out: list[dict[str, object]] = []
         empty = BitMap()
-        for (r, stream, hi), cell in sorted(dest.cells.items()):
-            if run is not None and r != run:
-                continue
+        if run is None:
+            keys = sorted(dest.cells)
+        else:
+            keys = [(run, stream, hi) for stream, hi in sorted(dest.by_run.get(run, ()))]
+        for r, stream, hi in keys:
+            cell = dest.cells[(r, stream, hi)]
             ledger = self.ledgers.stream(r, stream)
             if ledger is None or not cell.due:
                 continue
@@ -428,7 +434,7 @@ class Audit:
         self.flush()
         runs = set(self.ledgers.runs)
         for dest in self.destinations.values():
-            runs.update(r for r, _, _ in dest.cells)
+            runs.update(dest.by_run)
         return runs
 
     def memory_bytes(self) -> int:
