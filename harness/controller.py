@@ -29,6 +29,7 @@ from harness.stats import LoadStats, RequestLatencyHistogram
 from harness.stream import Wiring, build_plan
 from harness.worker import STOP_MESSAGE
 from loadgen.ids import run_id_from_name
+from monitor.auth import TOKEN_ENV as MONITOR_TOKEN_ENV
 
 if TYPE_CHECKING:
     from harness.plugin import Harness
@@ -79,6 +80,7 @@ class Controller:
         if options.host:
             write_keys = {source: options.write_key for source in sources}
             monitor_url = options.monitor_url
+            monitor_token = os.environ.get(MONITOR_TOKEN_ENV, "")
         else:
             faults = sandbox_faults(options.sandbox_faults) if options.sandbox_faults else None
             self.stack = SandboxStack.start(sources, faults, options.loss_deadline, options.canary_interval)
@@ -86,10 +88,17 @@ class Controller:
             options = self.harness.refresh_options()
             write_keys = dict(self.stack.write_keys)
             monitor_url = self.stack.monitor_url
-        self.wiring = Wiring(run_name=run_name, seed=seed, monitor_url=monitor_url, write_keys=write_keys)
+            monitor_token = self.stack.token
+        self.wiring = Wiring(
+            run_name=run_name,
+            seed=seed,
+            monitor_url=monitor_url,
+            write_keys=write_keys,
+            monitor_token=monitor_token,
+        )
         self.environment.parsed_options.harness_wiring = self.wiring.to_option()  # travels to the workers
         self.plan = build_plan(profile, options)
-        self.monitor = MonitorClient(monitor_url) if monitor_url else None
+        self.monitor = MonitorClient(monitor_url, token=monitor_token or None) if monitor_url else None
         if self.monitor is not None:
             try:
                 self.monitor.summary(run=self.wiring.run)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, cast
 
 import httpx
 
 from gate.summary_format import Summary
 from loadgen.ledger import LedgerDelta
+from monitor.auth import TOKEN_ENV
 
 
 class MonitorError(RuntimeError):
@@ -15,11 +17,24 @@ class MonitorError(RuntimeError):
 
 
 class MonitorClient:
-    """`MonitorClient("http://127.0.0.1:8090")`: post ledger deltas, read the summary and lost ids."""
+    """`MonitorClient("http://127.0.0.1:8090")`: post ledger deltas, read the summary and lost ids.
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, client: httpx.Client | None = None) -> None:
+    `token` is the monitor's bearer token (default: the HARNESS_MONITOR_TOKEN environment variable).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        client: httpx.Client | None = None,
+        token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = client or httpx.Client(timeout=timeout)
+        token = token or os.environ.get(TOKEN_ENV)
+        if token:
+            self._client.headers["authorization"] = f"Bearer {token}"
 
     def close(self) -> None:
         self._client.close()

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from harness.plugin import Harness
 
 DEFAULT_TARGET_RATE = 1000.0
-DEFAULT_METRICS_PORT = 9646
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,8 @@ class HarnessOptions:
     canary_interval: float
     max_lag: float
     latency_budget: float
-    metrics_port: int
+    metrics_port: int | None
+    """Headless /metrics port: None picks a free one, 0 turns the endpoint off."""
     report_dir: Path
     host: str
     run_time: int | None
@@ -163,8 +163,10 @@ def add_options(parser: Any) -> None:
     group.add_argument(
         "--metrics-port",
         type=int,
-        default=DEFAULT_METRICS_PORT,
-        help="port of the loadgen_* /metrics endpoint in headless mode (0: off; the web UI serves /metrics)",
+        default=None,
+        include_in_web_ui=False,
+        help="port of the loadgen_* /metrics endpoint in headless mode (default: a free port on "
+        "127.0.0.1, or on --web-host, printed at start; 0: off; the web UI serves /metrics itself)",
     )
     group.add_argument("--report-dir", default="reports", help="where the JSON summary and HTML report go")
     # Filled in by the master and passed to workers with the other custom options.

@@ -1,7 +1,8 @@
 """The bundled target: the sandbox pipeline and the monitor as child processes on loopback.
 
-With no `--host`, the master starts both on free ports, with fresh write keys and destination
-secrets passed through the environment (never written to disk or logged), the sandbox's
+With no `--host`, the master starts both on free ports, with fresh write keys, destination
+secrets and one bearer token for both control APIs (HARNESS_MONITOR_TOKEN, HARNESS_SANDBOX_TOKEN)
+passed through the environment (never written to disk or logged), the sandbox's
 destinations pointed at the monitor's receiver, and a canary through the sandbox. Both are stopped
 by pid when Locust quits.
 """
@@ -19,6 +20,10 @@ import httpx
 import yaml
 
 from harness.processes import HOST, ChildServer, free_port
+from monitor.auth import TOKEN_ENV as MONITOR_TOKEN_ENV
+
+SANDBOX_TOKEN_ENV = "HARNESS_SANDBOX_TOKEN"
+"""The sandbox's admin token variable (`sandbox.auth.TOKEN_ENV`; harness does not import the sandbox)."""
 
 DESTINATIONS = (
     # name, messages per webhook POST, POSTs in flight. Delivery throughput is at most in-flight ×
@@ -39,6 +44,8 @@ class SandboxStack:
     monitor: ChildServer
     write_keys: dict[str, str] = field(repr=False)
     workdir: tempfile.TemporaryDirectory = field(repr=False)
+    token: str = field(default="", repr=False)
+    """The run's bearer token of the monitor's and the sandbox's control APIs."""
 
     @property
     def ingest_url(self) -> str:
@@ -58,7 +65,8 @@ class SandboxStack:
     ) -> SandboxStack:
         workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
         folder = Path(workdir.name)
-        env = dict(os.environ)
+        token = secrets.token_hex(16)
+        env = {**os.environ, MONITOR_TOKEN_ENV: token, SANDBOX_TOKEN_ENV: token}
         write_keys = {source: secrets.token_hex(16) for source in (*sources, CANARY_SOURCE)}
         for i, source in enumerate(write_keys):
             env[f"HARNESS_STACK_KEY_{i}"] = write_keys[source]
@@ -115,7 +123,8 @@ class SandboxStack:
             folder / "sandbox.log",
             env,
         )
-        stack = cls(sandbox, monitor, {s: k for s, k in write_keys.items() if s != CANARY_SOURCE}, workdir)
+        keys = {s: k for s, k in write_keys.items() if s != CANARY_SOURCE}
+        stack = cls(sandbox, monitor, keys, workdir, token)
         try:
             monitor.start(wait=False)
             sandbox.start(wait=False)
@@ -129,7 +138,8 @@ class SandboxStack:
     def sandbox_stats(self) -> dict | None:
         """The sandbox's own counts (accepted, delivered, injected faults), for the run summary."""
         try:
-            return httpx.get(f"{self.sandbox.url}/admin/stats", timeout=5.0).json()
+            auth = {"authorization": f"Bearer {self.token}"}
+            return httpx.get(f"{self.sandbox.url}/admin/stats", headers=auth, timeout=5.0).json()
         except (httpx.HTTPError, ValueError):
             return None
 

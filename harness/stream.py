@@ -30,6 +30,8 @@ class Wiring:
     seed: int
     monitor_url: str
     write_keys: dict[str, str] = field(repr=False)
+    monitor_token: str = field(default="", repr=False)
+    """The monitor's bearer token ("" when it has none)."""
 
     def to_option(self) -> str:
         return orjson.dumps(asdict(self)).decode()

@@ -98,9 +98,17 @@ def install(harness: Harness) -> None:
     registry = _registry(environment, controller)
     web_ui = environment.web_ui
     if web_ui is None:
-        if options.metrics_port:
-            start_http_server(options.metrics_port, addr=options.web_host or "0.0.0.0", registry=registry)
-            log.info("loadgen metrics on port %d at /metrics", options.metrics_port)
+        if options.metrics_port != 0:
+            host = {"": "127.0.0.1", "*": "0.0.0.0"}.get(options.web_host, options.web_host)
+            try:
+                server, _ = start_http_server(options.metrics_port or 0, addr=host, registry=registry)
+            except OSError as exc:
+                raise SystemExit(
+                    f"locust: error: cannot serve loadgen metrics on {host}:{options.metrics_port}: "
+                    f"{exc.strerror} (choose another --metrics-port, or leave it out for a free port)"
+                ) from None
+            shown = f"[{host}]" if ":" in host else host
+            log.info("loadgen metrics at http://%s:%d/metrics", shown, server.server_port)
         return
 
     from flask import Response, request

@@ -39,7 +39,8 @@ def start_stream(harness: Harness) -> Stream:
     stream.engine = start_engine(stream, environment.host)
     harness.stream = stream
     if wiring.monitor_url:  # without a monitor (--host and no --monitor-url) nobody audits the ledger
-        harness.shipper = LedgerShipper(stream, MonitorClient(wiring.monitor_url))
+        monitor = MonitorClient(wiring.monitor_url, token=wiring.monitor_token or None)
+        harness.shipper = LedgerShipper(stream, monitor)
     return stream
 
 

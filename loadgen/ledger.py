@@ -22,8 +22,15 @@ from typing import Any
 import orjson
 from pyroaring import BitMap64
 
+from loadgen.ids import MAX_MS, MAX_RUN, MAX_SEQ, MAX_STREAM
+
 WIRE_FORMAT = "cdp-harness/ledger"
 WIRE_VERSION = 1
+MAX_SOURCES = 64
+"""Sources one delta may name in `accepted`."""
+MAX_NAME_CHARS = 200
+"""Longest `run_name` and source name."""
+_RANGES = (("run", MAX_RUN), ("stream", MAX_STREAM), ("sent_until_ms", MAX_MS))
 
 
 class LedgerFormatError(ValueError):
@@ -45,9 +52,20 @@ def _bitmap_from_text(text: Any, where: str) -> BitMap64:
     except ValueError as exc:
         raise LedgerFormatError(f"ledger field {where!r} is not base64: {exc}") from None
     try:
-        return BitMap64.deserialize(raw)
+        bitmap = BitMap64.deserialize(raw)
     except Exception as exc:  # pyroaring raises several types for a corrupt buffer
         raise LedgerFormatError(f"ledger field {where!r} is not a serialized roaring bitmap: {exc}") from None
+    if bitmap and bitmap.max() > MAX_SEQ:
+        raise LedgerFormatError(
+            f"ledger field {where!r} holds seq {bitmap.max()}, outside the id scheme's 0..{MAX_SEQ}"
+        )
+    return bitmap
+
+
+def _name_from(value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
+        raise LedgerFormatError(f"ledger field {where!r} must be a string of at most {MAX_NAME_CHARS} chars")
+    return value
 
 
 @dataclass(slots=True)
@@ -97,19 +115,29 @@ class LedgerDelta:
             raise LedgerFormatError(f"ledger field 'format' must be {WIRE_FORMAT!r}")
         if doc.get("version") != WIRE_VERSION:
             raise LedgerFormatError(f"ledger field 'version' must be {WIRE_VERSION}")
-        for name in ("run", "stream", "sent_until_ms"):
-            if not isinstance(doc.get(name), int) or doc[name] < 0:
-                raise LedgerFormatError(f"ledger field {name!r} must be a non-negative integer")
+        for name, limit in _RANGES:
+            value = doc.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+                raise LedgerFormatError(f"ledger field {name!r} must be an integer in 0..{limit}")
+        final = doc.get("final", False)
+        if not isinstance(final, bool):
+            raise LedgerFormatError("ledger field 'final' must be true or false")
         accepted = doc.get("accepted", {})
         if not isinstance(accepted, Mapping):
             raise LedgerFormatError("ledger field 'accepted' must map source names to bitmaps")
+        if len(accepted) > MAX_SOURCES:
+            raise LedgerFormatError(
+                f"ledger field 'accepted' names {len(accepted)} sources; at most {MAX_SOURCES}"
+            )
         return cls(
             run=doc["run"],
             stream=doc["stream"],
             sent_until_ms=doc["sent_until_ms"],
-            run_name=str(doc.get("run_name", "")),
-            final=bool(doc.get("final", False)),
-            accepted={str(s): _bitmap_from_text(t, f"accepted.{s}") for s, t in accepted.items()},
+            run_name=_name_from(doc.get("run_name", ""), "run_name"),
+            final=final,
+            accepted={
+                _name_from(s, "accepted"): _bitmap_from_text(t, f"accepted.{s}") for s, t in accepted.items()
+            },
             rejected=_bitmap_from_text(doc.get("rejected"), "rejected"),
             abandoned=_bitmap_from_text(doc.get("abandoned"), "abandoned"),
             duplicates=_bitmap_from_text(doc.get("duplicates"), "duplicates"),

@@ -23,14 +23,16 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from loadgen.ids import MAX_RUN, MAX_STREAM, run_id_from_name
+from loadgen.ids import CANARY_STREAM, MAX_RUN, run_id_from_name
 from loadgen.ledger import LedgerDelta, LedgerFormatError
 from monitor import metrics
 from monitor.audit import Audit, DestinationAudit
+from monitor.auth import TOKEN_ENV, authorized
 from monitor.behaviours import Behaviour
 from monitor.canary import CanaryProber
 from monitor.config import ConfigError, MonitorConfig, parse_behaviour
-from monitor.ledger_store import LedgerBook
+from monitor.durable import StateDir
+from monitor.ledger_store import LedgerBook, LedgerLimitError
 from monitor.probes import Prober
 from monitor.receiver import BodyError, Delivery, gunzip, parse_delivery, signature_ok
 from monitor.summary import build_summary
@@ -54,9 +56,10 @@ class HttpError(Exception):
 class Monitor:
     """The monitor's whole state and its RSGI entry point."""
 
-    def __init__(self, config: MonitorConfig) -> None:
+    def __init__(self, config: MonitorConfig, token: str | None = None) -> None:
         self.config = config
-        self.ledgers = LedgerBook(config.lost_after_seconds)
+        self.token = token
+        self.ledgers = LedgerBook(config.lost_after_seconds, config.ledger_limits)
         self.audit = Audit(config.destinations, self.ledgers)
         now = time.monotonic()
         self.behaviours = {
@@ -69,6 +72,77 @@ class Monitor:
         self.prober = Prober(config.probes)
         self.ledger_deltas = 0
         self.ledger_errors = 0
+        self.state: StateDir | None = None
+
+    # --- durable state (`monitor/durable.py`) ------------------------------------------------------
+
+    def _log(self, record: tuple) -> None:
+        if self.state is not None:
+            self.state.append(record)
+
+    def restore(self, state: StateDir) -> int:
+        """Load `state`'s snapshot, replay its log, start a fresh snapshot; the records replayed."""
+        snapshot, records = state.load()
+        if snapshot is not None:
+            self.ledgers = snapshot["ledgers"]
+            self.ledgers.limits = self.config.ledger_limits
+            self.audit.ledgers = self.ledgers
+            for name, dest in snapshot["destinations"].items():
+                if name not in self.audit.destinations:
+                    log.warning("state: destination %r is no longer configured; its audit is dropped", name)
+                    continue
+                dest.config = self.config.destinations[name]
+                self.audit.destinations[name] = dest
+            self.ledger_deltas, self.ledger_errors = snapshot["ledger_deltas"], snapshot["ledger_errors"]
+        replayed = 0
+        for record in records:
+            self._replay(record)
+            replayed += 1
+        self.state = state
+        self.snapshot()
+        return replayed
+
+    def _replay(self, record: list) -> None:
+        kind = record[0]
+        if kind == "d":
+            _, name, ids, users, bad, arrival_ms, status, reason, refusal_class, refused = record
+            dest = self.audit.destinations.get(name)
+            if dest is not None:
+                self._apply_delivery(
+                    dest, ids, users, bad, arrival_ms, status, reason, refusal_class, refused
+                )
+        elif kind == "b":
+            dest = self.audit.destinations.get(record[1])
+            if dest is not None:
+                self._apply_bad_body(dest, record[2], record[3], record[4])
+        elif kind == "l":
+            try:
+                self._apply_ledger(record[1])
+            except HttpError as exc:  # a config with lower limits than the run that logged it
+                log.error("state: a logged ledger delta is refused on replay: %s", exc.message)
+        elif kind == "x":
+            self.ledger_errors += 1
+        elif kind == "s":
+            self.audit.sweep(record[1])
+
+    def snapshot(self) -> None:
+        """Write the whole audit state (after auditing every queued delivery) and start a new log."""
+        if self.state is None:
+            return
+        self.audit.flush()
+        self.state.snapshot(
+            {
+                "ledgers": self.ledgers,
+                "destinations": self.audit.destinations,
+                "ledger_deltas": self.ledger_deltas,
+                "ledger_errors": self.ledger_errors,
+            }
+        )
+
+    async def _snapshot_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.snapshot_interval_seconds)
+            self.snapshot()
 
     def _seed(self, destination: str) -> str:
         return f"{self.config.seed}/{destination}"
@@ -77,7 +151,8 @@ class Monitor:
 
     def sweep(self) -> None:
         now_ms = time.time() * 1000.0
-        self.audit.sweep(now_ms)
+        if self.audit.sweep(now_ms):
+            self._log(("s", now_ms))
         if self.canary is not None:
             self.canary.settle(now_ms)
 
@@ -88,6 +163,8 @@ class Monitor:
 
     def start_background(self) -> list[asyncio.Task]:
         tasks = [asyncio.create_task(self._sweep_forever())]
+        if self.state is not None:
+            tasks.append(asyncio.create_task(self._snapshot_forever()))
         if self.canary is not None:
             tasks.append(asyncio.create_task(self.canary.run_forever()))
         if self.config.probes.targets:
@@ -159,29 +236,43 @@ class Monitor:
             arrival_ms = time.time() * 1000.0
             secret = dest.config.secret
             if secret is not None and not signature_ok(secret, body, scope.headers.get("x-signature")):
-                dest.bad_signatures += 1
-                dest.count_request(401, "bad_signature")
+                self._bad_body(dest, "bad_signatures", 401, "bad_signature")
                 return 401, JSON, b'{"code":"bad_signature","message":"X-Signature missing or wrong"}'
             if scope.headers.get("content-encoding", "").lower() == "gzip":
                 body = gunzip(body, self.config.max_body_bytes)
             delivery = parse_delivery(body)
         except BodyError as exc:
-            dest.malformed_bodies += 1
-            dest.count_request(exc.status, exc.code)
+            self._bad_body(dest, "malformed_bodies", exc.status, exc.code)
             return exc.status, JSON, orjson.dumps({"code": exc.code, "message": str(exc)})
         return await self._audit(dest, delivery, arrival_ms)
+
+    def _bad_body(self, dest: DestinationAudit, counter: str, status: int, code: str) -> None:
+        self._apply_bad_body(dest, counter, status, code)
+        self._log(("b", dest.config.name, counter, status, code))
+
+    @staticmethod
+    def _apply_bad_body(dest: DestinationAudit, counter: str, status: int, code: str) -> None:
+        setattr(dest, counter, getattr(dest, counter) + 1)
+        dest.count_request(status, code)
 
     async def _audit(
         self, dest: DestinationAudit, delivery: Delivery, arrival_ms: float
     ) -> tuple[int, list, bytes]:
-        dest.malformed_items += delivery.bad_items
         decision = self.behaviours[dest.config.name].decide(time.monotonic())
-        self.audit.record(dest, delivery.message_ids, delivery.users, arrival_ms, decision.refusal_class)
-        dest.count_request(decision.status, decision.reason)
+        record = (
+            dest.config.name,
+            delivery.message_ids,
+            delivery.users,
+            delivery.bad_items,
+            arrival_ms,
+            decision.status,
+            decision.reason,
+            decision.refusal_class,
+            decision.refused,
+        )
+        self._apply_delivery(dest, *record[1:])
+        self._log(("d", *record))
         if decision.refused:
-            dest.refused_messages[decision.reason] = dest.refused_messages.get(decision.reason, 0) + len(
-                delivery.message_ids
-            )
             headers = list(JSON)
             if decision.retry_after_seconds is not None:
                 headers.append(("retry-after", str(max(1, round(decision.retry_after_seconds)))))
@@ -190,6 +281,25 @@ class Monitor:
         if decision.delay_seconds > 0:
             await asyncio.sleep(decision.delay_seconds)
         return 200, JSON, _OK
+
+    def _apply_delivery(
+        self,
+        dest: DestinationAudit,
+        message_ids: list,
+        users: list,
+        bad_items: int,
+        arrival_ms: float,
+        status: int,
+        reason: str,
+        refusal_class: str | None,
+        refused: bool,
+    ) -> None:
+        """Every state change of one delivery request, live or replayed from the state log."""
+        dest.malformed_items += bad_items
+        self.audit.record(dest, message_ids, users, arrival_ms, refusal_class)
+        dest.count_request(status, reason)
+        if refused:
+            dest.refused_messages[reason] = dest.refused_messages.get(reason, 0) + len(message_ids)
 
     # --- API ------------------------------------------------------------------------------------
 
@@ -200,6 +310,8 @@ class Monitor:
         if path == "/metrics" and method == "GET":
             self.sweep()
             return 200, metrics.render(self), metrics.CONTENT_TYPE
+        if path.startswith("/api/") and not authorized(self.token, scope.headers.get("authorization")):
+            raise HttpError(401, "unauthorized", f"{path} needs 'Authorization: Bearer <{TOKEN_ENV}>'")
         if path == "/api/ledger" and method == "POST":
             return self.post_ledger(body)
         if path == "/api/summary" and method == "GET":
@@ -218,6 +330,17 @@ class Monitor:
 
     def post_ledger(self, body: bytes) -> tuple[int, Any, None]:
         try:
+            self._apply_ledger(body)
+        except HttpError:
+            self._log(("x",))
+            raise
+        self._log(("l", body))
+        self.sweep()
+        return 202, {"accepted": True}, None
+
+    def _apply_ledger(self, body: bytes) -> None:
+        """Check and merge one ledger delta (nothing changes but `ledger_errors` when it is refused)."""
+        try:
             delta = LedgerDelta.from_wire(body)
         except LedgerFormatError as exc:
             self.ledger_errors += 1
@@ -225,14 +348,17 @@ class Monitor:
         except Exception as exc:  # e.g. a bitmap that deserializes to garbage inside pyroaring
             self.ledger_errors += 1
             raise HttpError(400, "bad_ledger", f"ledger cannot be read: {exc}") from None
-        for name, value, limit in (("run", delta.run, MAX_RUN), ("stream", delta.stream, MAX_STREAM)):
-            if value > limit:
-                self.ledger_errors += 1
-                raise HttpError(400, "bad_ledger", f"ledger field {name!r} must be at most {limit}")
-        self.ledgers.add(delta)
+        if delta.stream == CANARY_STREAM:
+            self.ledger_errors += 1
+            raise HttpError(
+                400, "bad_ledger", f"ledger field 'stream': {CANARY_STREAM} is the canary's stream"
+            )
+        try:
+            self.ledgers.add(delta)
+        except LedgerLimitError as exc:
+            self.ledger_errors += 1
+            raise HttpError(413, "ledger_limit", str(exc)) from None
         self.ledger_deltas += 1
-        self.audit.sweep(time.time() * 1000.0)
-        return 202, {"accepted": True}, None
 
     def _run_arg(self, query: dict[str, list[str]]) -> int | None:
         values = query.get("run")
@@ -292,12 +418,23 @@ class Monitor:
         return self.behaviours[name].describe(now)
 
 
-async def serve(config: MonitorConfig, host: str, port: int) -> None:
-    """Run the monitor until SIGTERM or SIGINT."""
+async def serve(
+    config: MonitorConfig, host: str, port: int, token: str | None = None, state_dir: str | None = None
+) -> None:
+    """Run the monitor until SIGTERM or SIGINT; with `state_dir`, restore its state first."""
     from granian.constants import HTTPModes, Interfaces
     from granian.server.embed import Server
 
-    monitor = Monitor(config)
+    monitor = Monitor(config, token)
+    if state_dir is not None:
+        started = time.perf_counter()
+        replayed = monitor.restore(StateDir(state_dir))
+        log.info(
+            "state: restored from %s (%d logged changes replayed) in %.2f s",
+            state_dir,
+            replayed,
+            time.perf_counter() - started,
+        )
     server = Server(
         monitor,
         address=host,
@@ -319,3 +456,6 @@ async def serve(config: MonitorConfig, host: str, port: int) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        monitor.snapshot()
+        if monitor.state is not None:
+            monitor.state.close()

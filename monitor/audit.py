@@ -26,7 +26,7 @@ from loadgen.ids import CANARY_STREAM, DecodedIds, decode_many, make_uuid
 from monitor.behaviours import DISCARD
 from monitor.config import DestinationConfig
 from monitor.latency import LatencyHistogram
-from monitor.ledger_store import LOW_32, LedgerBook, bitmap_of
+from monitor.ledger_store import LOW_32, LedgerBook, bitmap_bytes, bitmap_of
 from monitor.order import NO_USER, UserOrder, user_keys_of
 
 log = logging.getLogger("monitor")
@@ -111,12 +111,8 @@ class Cell:
 
     def memory_bytes(self) -> int:
         """Container bytes of the bitmaps (plus ~48 bytes each) and the per-user table's size."""
-        total = 0
-        for b in (self.delivered, self.repeated, self.due, self.refused_retry, self.refused_discard):
-            st = b.get_statistics()
-            total += 48 + st["n_containers"] * 16 + st["n_bytes_array_containers"]
-            total += st["n_bytes_bitset_containers"] + st["n_bytes_run_containers"]
-        return total + self.user_table_bytes()
+        bitmaps = (self.delivered, self.repeated, self.due, self.refused_retry, self.refused_discard)
+        return sum(map(bitmap_bytes, bitmaps)) + self.user_table_bytes()
 
     def user_table_bytes(self) -> int:
         """The per-user order table's arrays."""
@@ -129,6 +125,8 @@ class DestinationAudit:
 
     config: DestinationConfig
     cells: dict[tuple[int, int, int], Cell] = field(default_factory=dict)
+    by_run: dict[int, set[tuple[int, int]]] = field(default_factory=dict)
+    """run → the (stream, seq >> 32) of its cells, so one run's figures never scan every run's cells."""
     latency: dict[int, LatencyHistogram] = field(default_factory=dict)
     foreign_ids: int = 0
     malformed_bodies: int = 0
@@ -144,6 +142,7 @@ class DestinationAudit:
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = Cell()
+            self.by_run.setdefault(run, set()).add((stream, hi))
         return cell
 
     def histogram(self, run: int) -> LatencyHistogram:
@@ -359,7 +358,7 @@ class Audit:
         self.flush()
         total = CellStats()
         sources = dest.config.sources
-        keys = {(stream, hi) for (r, stream, hi) in dest.cells if r == run}
+        keys = set(dest.by_run.get(run, ()))
         run_ledger = self.ledgers.runs.get(run)
         if run_ledger is not None:
             for stream, ledger in run_ledger.streams.items():
@@ -405,9 +404,12 @@ class Audit:
         self.flush()
         out: list[dict[str, object]] = []
         empty = BitMap()
-        for (r, stream, hi), cell in sorted(dest.cells.items()):
-            if run is not None and r != run:
-                continue
+        if run is None:
+            keys = sorted(dest.cells)
+        else:
+            keys = [(run, stream, hi) for stream, hi in sorted(dest.by_run.get(run, ()))]
+        for r, stream, hi in keys:
+            cell = dest.cells[(r, stream, hi)]
             ledger = self.ledgers.stream(r, stream)
             if ledger is None or not cell.due:
                 continue
@@ -432,7 +434,7 @@ class Audit:
         self.flush()
         runs = set(self.ledgers.runs)
         for dest in self.destinations.values():
-            runs.update(r for r, _, _ in dest.cells)
+            runs.update(dest.by_run)
         return runs
 
     def memory_bytes(self) -> int:

@@ -15,10 +15,12 @@ from typing import Any
 
 from config_reader import TOP, Reader
 from config_reader import ConfigError as _ConfigError
+from monitor.ledger_store import LedgerLimits
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 BEHAVIOUR_KINDS = ("healthy", "slow", "flaky", "rate_limited", "rejecting", "down")
 DISTRIBUTIONS = ("fixed", "uniform", "exponential", "lognormal")
+_LIMITS = LedgerLimits()
 _DEFAULT_SHARE = {"flaky": 0.2, "rate_limited": 0.3, "rejecting": 0.1}
 
 
@@ -90,6 +92,8 @@ class MonitorConfig:
     lost_samples: int = 10
     metrics_runs: int = 4
     sweep_interval_seconds: float = 0.5
+    ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
+    snapshot_interval_seconds: float = 30.0
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
 
@@ -102,6 +106,10 @@ _TOP_KEYS = (
     "lost_samples",
     "metrics_runs",
     "sweep_interval_seconds",
+    "max_runs",
+    "max_ledger_bytes_per_run",
+    "max_ledger_bytes",
+    "snapshot_interval_seconds",
     "canary",
     "probes",
 )
@@ -243,6 +251,24 @@ def parse_config(data: Any, source: str = "config", reader: Reader | None = None
         metrics_runs=r.integer(top.get("metrics_runs", 4), "metrics_runs", minimum=1, maximum=64),
         sweep_interval_seconds=r.number(
             top.get("sweep_interval_seconds", 0.5), "sweep_interval_seconds", minimum=0.01
+        ),
+        ledger_limits=LedgerLimits(
+            max_runs=r.integer(top.get("max_runs", _LIMITS.max_runs), "max_runs", minimum=1),
+            max_run_bytes=r.integer(
+                top.get("max_ledger_bytes_per_run", _LIMITS.max_run_bytes),
+                "max_ledger_bytes_per_run",
+                minimum=1 << 20,
+                maximum=1 << 40,
+            ),
+            max_total_bytes=r.integer(
+                top.get("max_ledger_bytes", _LIMITS.max_total_bytes),
+                "max_ledger_bytes",
+                minimum=1 << 20,
+                maximum=1 << 40,
+            ),
+        ),
+        snapshot_interval_seconds=r.number(
+            top.get("snapshot_interval_seconds", 30.0), "snapshot_interval_seconds", minimum=0.1
         ),
         canary=CanaryConfig(
             enabled=r.flag(canary.get("enabled", False), "canary.enabled"),

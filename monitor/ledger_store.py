@@ -19,6 +19,33 @@ from pyroaring import BitMap, BitMap64
 from loadgen.ledger import LedgerDelta
 
 LOW_32 = 0xFFFFFFFF
+STREAM_OVERHEAD_BYTES = 1024
+"""Charged per (run, stream) on top of its bitmaps: the records and dicts that hold them."""
+
+
+class LedgerLimitError(ValueError):
+    """A delta that would take the ledgers past a memory bound; nothing of it was merged."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLimits:
+    """Memory bounds of the ledgers (`monitor/default.yaml` documents them)."""
+
+    max_runs: int = 1024
+    max_run_bytes: int = 256 * 1024 * 1024
+    max_total_bytes: int = 1024 * 1024 * 1024
+
+
+def bitmap_bytes(bitmap: BitMap | BitMap64) -> int:
+    """Bytes a roaring bitmap holds: its containers plus about 48 bytes of header."""
+    st = bitmap.get_statistics()
+    return (
+        48
+        + st["n_containers"] * 16
+        + st["n_bytes_array_containers"]
+        + st["n_bytes_bitset_containers"]
+        + st["n_bytes_run_containers"]
+    )
 
 
 def bitmap_of(lo: np.ndarray) -> BitMap:
@@ -75,6 +102,17 @@ class StreamLedger:
     pending: deque[PendingDelta] = field(default_factory=deque)
     watermark_seqs: list[int] = field(default_factory=list)
     watermark_ms: list[int] = field(default_factory=list)
+    nbytes: int = STREAM_OVERHEAD_BYTES
+    """What `measure` found last: bitmaps, pending deltas and watermarks."""
+
+    def measure(self) -> int:
+        """Bytes this stream's ledger holds now."""
+        parts = [b for by_hi in self.accepted.values() for b in by_hi.values()]
+        for by_hi in (self.rejected, self.abandoned, self.duplicates):
+            parts.extend(by_hi.values())
+        for pending in self.pending:
+            parts.extend(b for by_hi in pending.accepted.values() for b in by_hi.values())
+        return STREAM_OVERHEAD_BYTES + 16 * len(self.watermark_ms) + sum(map(bitmap_bytes, parts))
 
     def accepted_for(self, sources: tuple[str, ...] | None, hi: int) -> BitMap:
         """Union of the accepted seqs (high part `hi`) of the given sources (all when None)."""
@@ -101,25 +139,71 @@ class RunLedger:
     run: int
     name: str = ""
     streams: dict[int, StreamLedger] = field(default_factory=dict)
+    nbytes: int = 0
+
+
+def delta_bytes(delta: LedgerDelta) -> int:
+    """An upper bound of what merging `delta` adds: its bitmaps twice (merged and pending) and a watermark."""
+    parts = [*delta.accepted.values(), delta.rejected, delta.abandoned, delta.duplicates]
+    accepted = sum(bitmap_bytes(b) for b in delta.accepted.values())
+    return STREAM_OVERHEAD_BYTES + 16 + accepted + sum(bitmap_bytes(b) for b in parts)
 
 
 class LedgerBook:
-    """All ledgers received, by run and stream."""
+    """All ledgers received, by run and stream, within `limits`."""
 
-    def __init__(self, lost_after_seconds: float) -> None:
+    def __init__(self, lost_after_seconds: float, limits: LedgerLimits | None = None) -> None:
         self.lost_after_ms = lost_after_seconds * 1000.0
+        self.limits = limits or LedgerLimits()
         self.runs: dict[int, RunLedger] = {}
+        self.nbytes = 0
+
+    def check(self, delta: LedgerDelta) -> None:
+        """Raise `LedgerLimitError` when merging `delta` could pass a bound (checked before any change)."""
+        limits = self.limits
+        run = self.runs.get(delta.run)
+        if run is None and len(self.runs) >= limits.max_runs:
+            raise LedgerLimitError(
+                f"the monitor holds ledgers of {len(self.runs)} runs, its max_runs limit; "
+                f"run {delta.run} is refused"
+            )
+        cost = delta_bytes(delta)
+        run_bytes = (run.nbytes if run else 0) + cost
+        if run_bytes > limits.max_run_bytes:
+            raise LedgerLimitError(
+                f"run {delta.run}'s ledgers would hold up to {run_bytes} bytes, over the "
+                f"max_ledger_bytes_per_run limit of {limits.max_run_bytes}"
+            )
+        if self.nbytes + cost > limits.max_total_bytes:
+            raise LedgerLimitError(
+                f"the ledgers of all runs would hold up to {self.nbytes + cost} bytes, over the "
+                f"max_ledger_bytes limit of {limits.max_total_bytes}"
+            )
+
+    def _remeasure(self, run: RunLedger, ledger: StreamLedger) -> None:
+        change = ledger.measure() - ledger.nbytes
+        ledger.nbytes += change
+        run.nbytes += change
+        self.nbytes += change
 
     def stream(self, run: int, stream: int) -> StreamLedger | None:
         ledger = self.runs.get(run)
         return ledger.streams.get(stream) if ledger else None
 
     def add(self, delta: LedgerDelta) -> StreamLedger:
-        """Merge one delta; its accepted seqs become due for the loss check after the deadline."""
+        """Merge one delta; its accepted seqs become due for the loss check after the deadline.
+
+        Raises `LedgerLimitError`, changing nothing, when the delta could pass a memory bound.
+        """
+        self.check(delta)
         run = self.runs.setdefault(delta.run, RunLedger(delta.run))
         if delta.run_name:
             run.name = delta.run_name
-        ledger = run.streams.setdefault(delta.stream, StreamLedger(delta.run, delta.stream))
+        ledger = run.streams.get(delta.stream)
+        if ledger is None:
+            ledger = run.streams[delta.stream] = StreamLedger(delta.run, delta.stream)
+            run.nbytes += ledger.nbytes
+            self.nbytes += ledger.nbytes
         accepted = {source: split64(bitmap) for source, bitmap in delta.accepted.items()}
         for source, parts in accepted.items():
             _merge(ledger.accepted.setdefault(source, {}), parts)
@@ -135,6 +219,7 @@ class LedgerBook:
             ledger.watermark_ms.append(delta.sent_until_ms)
         if any(accepted.values()):
             ledger.pending.append(PendingDelta(delta.sent_until_ms + self.lost_after_ms, accepted))
+        self._remeasure(run, ledger)
         return ledger
 
     def take_due(self, now_ms: float) -> list[tuple[StreamLedger, PendingDelta]]:
@@ -142,6 +227,9 @@ class LedgerBook:
         due = []
         for run in self.runs.values():
             for ledger in run.streams.values():
+                if not (ledger.pending and ledger.pending[0].due_ms <= now_ms):
+                    continue
                 while ledger.pending and ledger.pending[0].due_ms <= now_ms:
                     due.append((ledger, ledger.pending.popleft()))
+                self._remeasure(run, ledger)
         return due

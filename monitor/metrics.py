@@ -134,7 +134,14 @@ class MonitorCollector:
 
         yield CounterMetricFamily("monitor_ledger_deltas", "Ledger deltas accepted.", value=m.ledger_deltas)
         yield CounterMetricFamily(
-            "monitor_ledger_rejected", "Ledger posts refused as unreadable.", value=m.ledger_errors
+            "monitor_ledger_rejected",
+            "Ledger posts refused (unreadable, out of range, over a bound).",
+            value=m.ledger_errors,
+        )
+        yield GaugeMetricFamily(
+            "monitor_ledger_memory_bytes",
+            "Bytes held by the sent ledgers (bounded by max_ledger_bytes).",
+            value=m.ledgers.nbytes,
         )
         yield GaugeMetricFamily(
             "monitor_audit_user_table_bytes",

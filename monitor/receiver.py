@@ -91,11 +91,19 @@ def _user_of(item: dict) -> str | None:
     return orjson.dumps(user).decode()  # a number or object as an id: still one user
 
 
+MAX_DEPTH = 1024
+"""Deepest nesting of arrays and objects a delivery body may have (orjson's and simdjson's limit)."""
+
+
 def _parse_loosely(body: bytes) -> Delivery:
     """The slow path for valid JSON of an unexpected shape: keep every event that is an object."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise BodyError(
+                400, "too_deep", f"body nests arrays and objects deeper than the {MAX_DEPTH}-level limit"
+            ) from None
         raise BodyError(400, "malformed", f"body is not valid JSON: {exc}") from None
     items = doc if isinstance(doc, list) else [doc]
     ids, users, bad = [], [], 0
@@ -184,7 +192,7 @@ def parse_delivery_reference(body: bytes) -> Delivery:
     """Paths 2 and 3 (see the module docstring): what `parse_delivery` must always agree with."""
     try:
         doc = _DECODER.decode(body)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, RecursionError):  # msgspec recurses on the C stack below orjson's limit
         return _parse_loosely(body)
     except msgspec.DecodeError as exc:
         raise BodyError(400, "malformed", f"body is not valid JSON: {exc}") from None

@@ -91,7 +91,7 @@ def build_summary(
         ledger_streams = ledger.streams if ledger else {}
         seen = set(ledger_streams)
         for d in audit.destinations.values():
-            seen.update(stream for (cell_run, stream, _) in d.cells if cell_run == r)
+            seen.update(stream for stream, _ in d.by_run.get(r, ()))
         streams = []
         for stream in sorted(seen):
             s = ledger_streams.get(stream)

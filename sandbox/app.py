@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from sandbox.auth import TOKEN_ENV, authorized
 from sandbox.config import Config, ConfigError, faults_to_dict, parse_faults
 from sandbox.dedupe import Deduper
 from sandbox.delivery import DestinationQueue, Router
@@ -95,8 +96,9 @@ def _endpoint(path: str) -> str:
 class SandboxApp:
     """RSGI application: ingest under /v1/, admin under /admin/, plus /healthz and /metrics."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, token: str | None = None) -> None:
         self.pipeline = pipeline
+        self.token = token
         self.ingest = pipeline.ingest
         self.stats = pipeline.stats
         self.max_body = max(pipeline.config.ingest.max_batch_bytes, pipeline.config.ingest.max_message_bytes)
@@ -122,6 +124,11 @@ class SandboxApp:
                 self.stats.requests[_endpoint(path), 400] += 1
         elif path.startswith("/v1/"):
             status, hdrs, body = self.ingest.handle(scope.method, path, headers.get, raw)
+        elif path.startswith("/admin/") and not authorized(self.token, headers.get("authorization")):
+            status, hdrs, body = error_response(
+                401, "unauthorized", f"{path[:100]} needs 'Authorization: Bearer <{TOKEN_ENV}>'"
+            )
+            self.stats.requests[_endpoint(path), 401] += 1
         else:
             status, hdrs, body = self._other(scope.method, path, raw)
         proto.response_bytes(status, hdrs, body)

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from sandbox.auth import check_bind, token_from_env
     from sandbox.config import ConfigError, load_config
 
     logging.basicConfig(
@@ -29,11 +30,16 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sandbox: bad config: {exc}", file=sys.stderr)
         return 2
+    token = token_from_env()
+    refusal = check_bind(args.host, token)
+    if refusal:
+        print(f"sandbox: {refusal}", file=sys.stderr)
+        return 2
     problem = _port_problem(args.host, args.port)
     if problem:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)
         return 1
-    return asyncio.run(_serve(config, args.host, args.port))
+    return asyncio.run(_serve(config, args.host, args.port, token))
 
 
 def _port_problem(host: str, port: int) -> str | None:
@@ -51,7 +57,7 @@ def _port_problem(host: str, port: int) -> str | None:
     return None
 
 
-async def _serve(config, host: str, port: int) -> int:
+async def _serve(config, host: str, port: int, token: str | None) -> int:
     import asyncio
     import gc
     import logging
@@ -71,7 +77,7 @@ async def _serve(config, host: str, port: int) -> int:
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
     server = Server(
-        SandboxApp(pipeline),
+        SandboxApp(pipeline, token),
         address=host,
         port=port,
         interface=Interfaces.RSGI,

@@ -33,6 +33,9 @@ log = logging.getLogger("sandbox.ingest")
 JSON_HEADERS = [("content-type", "application/json")]
 SUCCESS = b'{"success":true}'
 API_VERSION = 2
+MAX_DEPTH = 254
+"""Deepest nesting of objects and arrays in one message (what orjson serializes for delivery)."""
+TOO_DEEP = f"the message nests objects and arrays deeper than the {MAX_DEPTH}-level limit"
 
 # path -> (endpoint label, message type for single-message endpoints, or None for batch endpoints)
 ROUTES: dict[str, tuple[str, str | None]] = {
@@ -390,8 +393,11 @@ class Ingest:
         # The size check runs on the enriched JSON (serialized once, for delivery too). Enrichment adds
         # at most `allowance` bytes, so anything over limit + allowance was over the limit on arrival:
         # no false rejections, at most `allowance` bytes of leniency, and no second dumps per message.
-        allowance = 256 + (len(orjson.dumps(context)) if context else 0)
-        allowance += len(orjson.dumps(integrations)) if integrations else 0
+        try:
+            allowance = 256 + (len(orjson.dumps(context)) if context else 0)
+            allowance += len(orjson.dumps(integrations)) if integrations else 0
+        except TypeError:
+            raise RequestError(400, "too_deep", f"batch-level context or integrations: {TOO_DEEP}") from None
         max_size = size_limit + allowance
         rejected = self.stats.rejected
         errors: list[dict[str, Any]] = []
@@ -442,7 +448,12 @@ class Ingest:
             # Copy orjson's output into an exact-size bytes object: orjson allocates a 1 KB buffer and
             # shrinks it in place, and keeping thousands of those alive in the delivery queues makes
             # the allocator slow (measured: 2.8 µs per retained dumps, 1.2 µs with this copy).
-            body = tobytes(memoryview(dumps(msg)))
+            try:
+                body = tobytes(memoryview(dumps(msg)))
+            except TypeError:  # orjson serializes at most MAX_DEPTH levels
+                rejected[source, "too_deep"] += 1
+                errors.append({"index": i, "code": "too_deep", "message": TOO_DEEP})
+                continue
             if len(body) > max_size:
                 rejected[source, "message_too_large"] += 1
                 errors.append(

@@ -27,6 +27,8 @@ SECRETS = {
     "HARNESS_WEBHOOK_SECRET",
     "HARNESS_WAREHOUSE_SECRET",
 }
+TOKENS = {"HARNESS_MONITOR_TOKEN", "HARNESS_SANDBOX_TOKEN"}
+"""Bearer tokens of the control APIs, required because the containers bind beyond loopback."""
 SERVICES = {"sandbox", "monitor", "locust-master", "locust-worker", "prometheus", "grafana"}
 
 
@@ -93,7 +95,7 @@ def test_compose_has_the_services_compose_expects():
 def test_compose_secrets_come_from_the_environment_only():
     for name in ("sandbox", "monitor", "locust-master", "locust-worker"):
         environment = compose()["services"][name]["environment"]
-        assert set(environment) == SECRETS, name
+        assert set(environment) == SECRETS | TOKENS, name
         for key, value in environment.items():
             assert re.fullmatch(rf"\$\{{{key}:\?[^}}]+\}}", value), (
                 f"{name}: {key} must be required from the environment"

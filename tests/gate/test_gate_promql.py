@@ -120,7 +120,8 @@ def test_thresholds_against_prometheus_scraping_a_real_run(
             "--delivery-wait", "5",
         ],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env={**os.environ, "HARNESS_WRITE_KEY": stack.write_keys["everyone"]}, start_new_session=True,
+        env={**os.environ, "HARNESS_WRITE_KEY": stack.write_keys["everyone"], "HARNESS_MONITOR_TOKEN": stack.token},
+        start_new_session=True,
     )  # fmt: skip
     try:
         client = PrometheusClient(url)

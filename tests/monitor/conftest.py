@@ -63,14 +63,16 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     """`start_monitor(config_dict, env={...})` starts a monitor; all are stopped at teardown."""
     started: list[Running] = []
 
-    def start(config: dict, env: dict[str, str] | None = None, port: int | None = None) -> Running:
+    def start(
+        config: dict, env: dict[str, str] | None = None, port: int | None = None, args: tuple[str, ...] = ()
+    ) -> Running:
         port = port or free_port()
         config_path = tmp_path / f"monitor-{port}.yaml"
         config_path.write_text(yaml.safe_dump(config))
         server = ChildServer(
             "monitor",
             port,
-            [sys.executable, "-m", "monitor", "--config", str(config_path), "--port", str(port)],
+            [sys.executable, "-m", "monitor", "--config", str(config_path), "--port", str(port), *args],
             tmp_path / f"monitor-{port}.log",
             env={**os.environ, **(env or {})},
             cwd=ROOT,

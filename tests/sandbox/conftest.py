@@ -113,7 +113,13 @@ def receiver_factory() -> Iterator[Callable[..., Receiver]]:
 class Sandbox:
     """A running `python -m sandbox` subprocess."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.workdir = workdir
         self.config_path = workdir / "sandbox.yaml"
@@ -122,8 +128,8 @@ class Sandbox:
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "sandbox", "--config", str(self.config_path), "--port", str(self.port)]
         log_path = workdir / f"sandbox-{self.port}-{time.monotonic_ns()}.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.server = ChildServer("sandbox", self.port, argv, log_path, env=env, cwd=ROOT)
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.server = ChildServer("sandbox", self.port, argv, log_path, env=full_env, cwd=ROOT)
         # one client for all calls: httpx.post() builds a new client (and TLS context) every time
         self.client = httpx.Client(timeout=10, trust_env=False)
 
@@ -201,9 +207,14 @@ def dest(name: str, url: str, **extra: Any) -> dict[str, Any]:
 def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., Sandbox]]:
     started: list[Sandbox] = []
 
-    def make(config: dict[str, Any], port: int | None = None, workdir: Path | None = None) -> Sandbox:
+    def make(
+        config: dict[str, Any],
+        port: int | None = None,
+        workdir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Sandbox:
         config.setdefault("delivery", {}).setdefault("spool_path", str(tmp_path / "spool.jsonl"))
-        sb = Sandbox(config, workdir or tmp_path, port).start()
+        sb = Sandbox(config, workdir or tmp_path, port, env).start()
         started.append(sb)
         return sb
 

@@ -58,9 +58,11 @@ def test_client_library_every_message_once(library, sandbox_factory, receiver_fa
     source = "web" if library == "segment" else "server"
     # Settled: every send the client made (retries included) is counted, and nothing waits to be delivered.
     st = sb.wait_for(
-        lambda s: s["delivered"].get("d", 0) >= N
-        and s["queued"]["d"] == 0
-        and s["dedupe_hits"].get(source, 0) == s["accepted"][source] - N
+        lambda s: (
+            s["delivered"].get("d", 0) >= N
+            and s["queued"]["d"] == 0
+            and s["dedupe_hits"].get(source, 0) == s["accepted"][source] - N
+        )
     )
     retried = st["faults"]["accept_then_5xx"]["ingest"]
     assert retried > 0, "the fault must have fired for the test to mean anything"

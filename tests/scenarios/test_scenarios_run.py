@@ -141,7 +141,7 @@ def test_corrected_latency_shows_a_stall_that_measured_latency_hides(locust_run)
         run = locust_run(
             "-t", "12s", "--target-rate", "1000", "--max-lag", "10",
             "--host", stack.ingest_url, "--monitor-url", stack.monitor_url,
-            env={"HARNESS_WRITE_KEY": stack.write_keys["everyone"]},
+            env={"HARNESS_WRITE_KEY": stack.write_keys["everyone"], "HARNESS_MONITOR_TOKEN": stack.token},
         )  # fmt: skip
         stall.join()
     finally:
