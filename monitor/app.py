@@ -6,6 +6,7 @@ Routes:
     GET  /api/destinations                      destinations and their current behaviours
     PUT  /api/destinations/<name>/behaviour     change a behaviour at run time (JSON mapping)
     POST /api/ledger                            a `loadgen.ledger.LedgerDelta.to_wire()` document
+    POST /api/foreign                           a `loadgen.foreign_ledger.ForeignIds.to_wire()` document
     GET  /api/summary[?run=ID|NAME]             the run summary (`monitor/summary.py`)
     GET  /api/lost?destination=D[&limit=N][&run=ID|NAME]
     GET  /metrics                               Prometheus text format
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from loadgen.foreign_ledger import ForeignFormatError, ForeignIds
 from loadgen.ids import MAX_RUN, MAX_STREAM, run_id_from_name
 from loadgen.ledger import LedgerDelta, LedgerFormatError
 from monitor import metrics
@@ -30,6 +32,7 @@ from monitor.audit import Audit, DestinationAudit
 from monitor.behaviours import Behaviour
 from monitor.canary import CanaryProber
 from monitor.config import ConfigError, MonitorConfig, parse_behaviour
+from monitor.foreign import ForeignAudit
 from monitor.ledger_store import LedgerBook
 from monitor.probes import Prober
 from monitor.receiver import BodyError, Delivery, gunzip, parse_delivery, signature_ok
@@ -58,6 +61,9 @@ class Monitor:
         self.config = config
         self.ledgers = LedgerBook(config.lost_after_seconds)
         self.audit = Audit(config.destinations, self.ledgers)
+        self.audit.foreign = ForeignAudit(
+            self.audit.destinations, config.lost_after_seconds, config.foreign_unclaimed_max_ids
+        )
         now = time.monotonic()
         self.behaviours = {
             name: Behaviour(d.behaviour, seed=self._seed(name), started_at=now)
@@ -202,6 +208,8 @@ class Monitor:
             return 200, metrics.render(self), metrics.CONTENT_TYPE
         if path == "/api/ledger" and method == "POST":
             return self.post_ledger(body)
+        if path == "/api/foreign" and method == "POST":
+            return self.post_foreign(body)
         if path == "/api/summary" and method == "GET":
             self.sweep()
             return 200, self.summary(self._run_arg(query)), None
@@ -233,6 +241,19 @@ class Monitor:
         self.ledger_deltas += 1
         self.audit.sweep(time.time() * 1000.0)
         return 202, {"accepted": True}, None
+
+    def post_foreign(self, body: bytes) -> tuple[int, Any, None]:
+        """Register foreign messageIds for a run (`monitor/foreign.py`)."""
+        try:
+            registration = ForeignIds.from_wire(body)
+        except ForeignFormatError as exc:
+            self.ledger_errors += 1
+            raise HttpError(400, "bad_registration", str(exc)) from None
+        assert self.audit.foreign is not None
+        self.audit.flush()  # deliveries queued before this registration are pooled first
+        counts = self.audit.foreign.register(registration, time.time() * 1000.0)
+        self.ledger_deltas += 1
+        return 202, {"accepted": True, **counts}, None
 
     def _run_arg(self, query: dict[str, list[str]]) -> int | None:
         values = query.get("run")

@@ -90,6 +90,8 @@ class MonitorConfig:
     lost_samples: int = 10
     metrics_runs: int = 4
     sweep_interval_seconds: float = 0.5
+    foreign_unclaimed_max_ids: int = 1_000_000
+    """Per destination: foreign arrivals kept (16 bytes each) until a registration claims them."""
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
 
@@ -102,6 +104,7 @@ _TOP_KEYS = (
     "lost_samples",
     "metrics_runs",
     "sweep_interval_seconds",
+    "foreign_unclaimed_max_ids",
     "canary",
     "probes",
 )
@@ -243,6 +246,9 @@ def parse_config(data: Any, source: str = "config", reader: Reader | None = None
         metrics_runs=r.integer(top.get("metrics_runs", 4), "metrics_runs", minimum=1, maximum=64),
         sweep_interval_seconds=r.number(
             top.get("sweep_interval_seconds", 0.5), "sweep_interval_seconds", minimum=0.01
+        ),
+        foreign_unclaimed_max_ids=r.integer(
+            top.get("foreign_unclaimed_max_ids", 1_000_000), "foreign_unclaimed_max_ids", maximum=1 << 32
         ),
         canary=CanaryConfig(
             enabled=r.flag(canary.get("enabled", False), "canary.enabled"),
