@@ -1,14 +1,16 @@
 """The exact audit of registered foreign messageIds: arbitrary id strings told to the monitor per run.
 
 Ids the harness did not make carry no run, stream or seq, so each is known by a 64-bit digest
-(BLAKE2b-64 of its UTF-8 bytes) and numbered in registration order (its *index* in the run):
+(BLAKE2b-64 of its UTF-8 bytes) and by its *position* in its run's sorted digests:
 
-- per run: the digests sorted, with each one's index beside it (8 + 4 bytes an id), each index's
-  send time as a uint32 millisecond offset (4 bytes; UNKNOWN when not given), per-source and
-  due sets of indexes as roaring bitmaps (ranges: a few bytes in all), and the id strings
-  themselves, zlib-compressed per registration post, read only to list lost ids;
-- per run and destination: a roaring bitmap of delivered indexes (dense: about a bit an id) and
-  counters (arrivals, duplicates, late).
+- per run: the sorted digests (8 bytes an id), each one's send time as a uint32 millisecond offset
+  beside it (4 bytes; UNKNOWN when not given), and roaring bitmaps of positions per source and of
+  positions past their loss deadline (dense: about a bit an id each); the id strings themselves are
+  kept zlib-compressed per registration post, read (and digested again) only to list lost ids;
+- per run and destination: a roaring bitmap of delivered positions and counters (arrivals,
+  duplicates, late).
+A registration merges its new digests into the sorted array and shifts every position bitmap by
+the count of new digests below each position (one numpy pass each), so no per-id index is kept.
 
 A delivery's ids that are not in the harness format are digested and looked up in every run's
 sorted digests (binary search, one numpy call per run). An id not registered (yet) is kept in its
@@ -65,15 +67,22 @@ class ForeignCell:
 
 
 @dataclass(slots=True)
-class _Strings:
-    """The id strings of one registration post, compressed, for listing lost ids."""
+class _Post:
+    """One registration post: its id strings, compressed, and when its loss deadline started."""
 
-    first: int
-    count: int
     blob: bytes
+    deadline_from_ms: int
 
     def read(self) -> list[str]:
         return orjson.loads(zlib.decompress(self.blob))
+
+
+def _shifted(bitmap: BitMap, shift: np.ndarray) -> BitMap:
+    """`bitmap`'s positions moved up by `shift[position]` (new digests merged in below them)."""
+    if not bitmap:
+        return bitmap
+    positions = np.frombuffer(bitmap.to_array(), dtype=np.uint32).astype(np.int64)
+    return bitmap_of((positions + shift[positions]).astype(np.uint32))
 
 
 @dataclass(slots=True)
@@ -82,45 +91,69 @@ class ForeignRun:
 
     run: int
     name: str = ""
-    size: int = 0
     sorted_digests: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
-    sorted_index: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint32))
     sent_offsets: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint32))
+    """Send time of the id at each position, ms after `base_ms` (UNKNOWN_SENT when not given)."""
     base_ms: int | None = None
     by_source: dict[str | None, BitMap] = field(default_factory=dict)
     due: BitMap = field(default_factory=BitMap)
-    pending: deque[tuple[float, int, int]] = field(default_factory=deque)
-    """(due_ms, first index, stop index) of posts not yet past their loss deadline."""
-    registered_ms: list[tuple[int, int]] = field(default_factory=list)
-    """(first index, the time the loss deadline runs from) per post, for listing lost ids."""
-    strings: list[_Strings] = field(default_factory=list)
+    pending: deque[list] = field(default_factory=deque)
+    """[due_ms, positions] of posts not yet past their loss deadline."""
+    posts: list[_Post] = field(default_factory=list)
     cells: dict[str, ForeignCell] = field(default_factory=dict)
-    posts: int = 0
+    registrations: int = 0
     final: bool = False
     duplicate_registrations: int = 0
 
+    @property
+    def size(self) -> int:
+        return len(self.sorted_digests)
+
     def lookup(self, digest: np.ndarray) -> np.ndarray:
-        """Each digest's index in this run, or -1 where it is not registered."""
+        """Each digest's position in this run, or -1 where it is not registered."""
         if not self.size or not len(digest):
             return np.full(len(digest), -1, dtype=np.int64)
-        pos = np.searchsorted(self.sorted_digests, digest)
-        pos = np.minimum(pos, self.size - 1)
-        found = self.sorted_digests[pos] == digest
-        return np.where(found, self.sorted_index[pos].astype(np.int64), -1)
+        pos = np.minimum(np.searchsorted(self.sorted_digests, digest), self.size - 1)
+        return np.where(self.sorted_digests[pos] == digest, pos, -1)
+
+    def merge(self, digest: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Add new distinct digests (not registered yet) with their send offsets; their positions."""
+        order = np.argsort(digest)
+        new_sorted = digest[order]
+        shift = np.searchsorted(new_sorted, self.sorted_digests)  # new digests below each old one
+        old_to = np.arange(self.size, dtype=np.int64) + shift
+        new_to = np.arange(len(new_sorted), dtype=np.int64) + np.searchsorted(self.sorted_digests, new_sorted)
+        merged = np.empty(self.size + len(new_sorted), dtype=np.uint64)
+        merged[old_to], merged[new_to] = self.sorted_digests, new_sorted
+        sent = np.empty(len(merged), dtype=np.uint32)
+        sent[old_to], sent[new_to] = self.sent_offsets, offsets[order]
+        if self.size:
+            self.by_source = {s: _shifted(b, shift) for s, b in self.by_source.items()}
+            self.due = _shifted(self.due, shift)
+            for entry in self.pending:
+                entry[1] = _shifted(entry[1], shift)
+            for cell in self.cells.values():
+                cell.delivered = _shifted(cell.delivered, shift)
+        self.sorted_digests, self.sent_offsets = merged, sent
+        positions = np.empty(len(digest), dtype=np.int64)
+        positions[order] = new_to
+        return positions
 
     def expected_for(self, sources: tuple[str, ...] | None) -> BitMap:
-        """Indexes of ids registered for a source that feeds a destination with these `sources`."""
+        """Positions of ids registered for a source that feeds a destination with these `sources`."""
         parts = [b for s, b in self.by_source.items() if sources is None or s is None or s in sources]
         return BitMap.union(*parts) if parts else BitMap()
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes held: the audit state proper, and the compressed strings kept for listing lost ids."""
         bitmaps = [*self.by_source.values(), self.due, *(c.delivered for c in self.cells.values())]
-        audit = self.sorted_digests.nbytes + self.sorted_index.nbytes + self.sent_offsets.nbytes
-        audit += sum(b.get_statistics()["n_bytes_array_containers"] for b in bitmaps)
-        audit += sum(b.get_statistics()["n_bytes_bitset_containers"] for b in bitmaps)
-        audit += sum(b.get_statistics()["n_bytes_run_containers"] for b in bitmaps)
-        return {"audit": audit, "strings": sum(len(s.blob) for s in self.strings)}
+        bitmaps += [entry[1] for entry in self.pending]
+        audit = self.sorted_digests.nbytes + self.sent_offsets.nbytes
+        for b in bitmaps:
+            st = b.get_statistics()
+            audit += 48 + st["n_containers"] * 16 + st["n_bytes_array_containers"]
+            audit += st["n_bytes_bitset_containers"] + st["n_bytes_run_containers"]
+        return {"audit": audit, "strings": sum(len(p.blob) for p in self.posts)}
 
 
 @dataclass(slots=True)
@@ -163,30 +196,25 @@ class ForeignAudit:
         run = self.runs.setdefault(reg.run, ForeignRun(reg.run))
         if reg.run_name:
             run.name = reg.run_name
-        run.posts += 1
+        run.registrations += 1
         run.final = run.final or reg.final
         digest = digests(reg.ids)
         _, first = np.unique(digest, return_index=True)
         first.sort()  # registration order
         fresh = first[run.lookup(digest[first]) < 0]
         run.duplicate_registrations += len(reg.ids) - len(fresh)
-        start, stop = run.size, run.size + len(fresh)
+        counts = {"registered": len(fresh), "duplicates": len(reg.ids) - len(fresh)}
         if not len(fresh):
-            return {"registered": 0, "duplicates": len(reg.ids)}
+            return counts
         new_digests = digest[fresh]
-        all_digests = np.concatenate([run.sorted_digests, new_digests])
-        all_index = np.concatenate([run.sorted_index, np.arange(start, stop, dtype=np.uint32)])
-        order = np.argsort(all_digests, kind="stable")
-        run.sorted_digests, run.sorted_index, run.size = all_digests[order], all_index[order], stop
-        run.sent_offsets = np.concatenate([run.sent_offsets, self._offsets(run, reg, fresh)])
-        run.by_source.setdefault(reg.source, BitMap()).add_range(start, stop)
-        deadline_from = reg.sent_until_ms if reg.sent_until_ms is not None else now_ms
-        run.pending.append((deadline_from + self.lost_after_ms, start, stop))
-        run.registered_ms.append((start, int(deadline_from)))
+        positions = bitmap_of(run.merge(new_digests, self._offsets(run, reg, fresh)).astype(np.uint32))
+        run.by_source[reg.source] = run.by_source.get(reg.source, BitMap()) | positions
+        deadline_from = reg.sent_until_ms if reg.sent_until_ms is not None else int(now_ms)
+        run.pending.append([deadline_from + self.lost_after_ms, positions])
         strings = [reg.ids[i] for i in fresh.tolist()]
-        run.strings.append(_Strings(start, len(strings), zlib.compress(orjson.dumps(strings), 6)))
-        self._claim(run, new_digests, start)
-        return {"registered": len(fresh), "duplicates": len(reg.ids) - len(fresh)}
+        run.posts.append(_Post(zlib.compress(orjson.dumps(strings), 6), deadline_from))
+        self._claim(run, new_digests)
+        return counts
 
     @staticmethod
     def _offsets(run: ForeignRun, reg: ForeignIds, rows: np.ndarray) -> np.ndarray:
@@ -205,10 +233,9 @@ class ForeignAudit:
         out[fits] = offset[fits].astype(np.uint32)
         return out
 
-    def _claim(self, run: ForeignRun, new_digests: np.ndarray, start: int) -> None:
-        """Audit pooled arrivals of ids just registered (new_digests, indexes from `start`)."""
-        order = np.argsort(new_digests)
-        sorted_new = new_digests[order]
+    def _claim(self, run: ForeignRun, new_digests: np.ndarray) -> None:
+        """Audit pooled arrivals of ids just registered."""
+        sorted_new = np.sort(new_digests)
         for name, pool in self.pools.items():
             pooled, arrival = pool.take()
             if not len(pooled):
@@ -217,8 +244,8 @@ class ForeignAudit:
             hit = sorted_new[pos] == pooled
             if not hit.any():
                 continue
-            index = (order[pos[hit]] + start).astype(np.uint32)
-            self._deliver(run, self.destinations[name], index, arrival[hit])
+            positions = run.lookup(pooled[hit]).astype(np.uint32)
+            self._deliver(run, self.destinations[name], positions, arrival[hit])
             pool.keep(pooled[~hit], arrival[~hit])
 
     # --- deliveries (called from Audit.flush with each batch's rows) -------------------------------
@@ -239,10 +266,10 @@ class ForeignAudit:
         arrival = np.broadcast_to(np.asarray(arrival_ms, dtype=np.float64), valid.shape)[index_rows]
         unclaimed = np.ones(len(digest), dtype=bool)
         for run in self.runs.values():
-            index = run.lookup(digest)
-            hit = index >= 0
+            position = run.lookup(digest)
+            hit = position >= 0
             if hit.any():
-                self._deliver(run, dest, index[hit].astype(np.uint32), arrival[hit])
+                self._deliver(run, dest, position[hit].astype(np.uint32), arrival[hit])
                 unclaimed &= ~hit
         if unclaimed.any():
             pool = self.pools[dest.config.name]
@@ -256,7 +283,7 @@ class ForeignAudit:
                 pool.rows += len(keep)
 
     def _deliver(self, run: ForeignRun, dest: DestinationAudit, index: np.ndarray, arrival: np.ndarray) -> None:
-        """Count arrivals of registered ids (indexes in arrival order) at `dest`."""
+        """Count arrivals of registered ids (positions, in arrival order) at `dest`."""
         cell = run.cells.get(dest.config.name)
         if cell is None:
             cell = run.cells[dest.config.name] = ForeignCell()
@@ -278,8 +305,7 @@ class ForeignAudit:
         """Posts whose loss deadline has passed become due: their undelivered ids are lost from now on."""
         for run in self.runs.values():
             while run.pending and run.pending[0][0] <= now_ms:
-                _, start, stop = run.pending.popleft()
-                run.due.add_range(start, stop)
+                run.due |= run.pending.popleft()[1]
 
     def stats(self, dest: DestinationAudit, run_id: int) -> CellStats:
         """The registered ids' share of `dest`'s figures for one run (zero when none are registered)."""
@@ -301,7 +327,11 @@ class ForeignAudit:
         )
 
     def lost_ids(self, dest: DestinationAudit, run_id: int | None, limit: int) -> list[dict[str, object]]:
-        """Up to `limit` lost registered ids of `dest`, by their original string, in registration order."""
+        """Up to `limit` lost registered ids of `dest`, by their original string, in registration order.
+
+        The strings are found by digesting each post's ids again, post by post, until `limit` are
+        found: cheap for the few samples of a summary, a pass over the run for a full listing.
+        """
         out: list[dict[str, object]] = []
         for run in sorted(self.runs.values(), key=lambda r: r.run):
             if run_id is not None and run.run != run_id:
@@ -310,31 +340,26 @@ class ForeignAudit:
             lost = (run.due & run.expected_for(dest.config.sources)) - cell.delivered
             if not lost:
                 continue
-            starts = [s.first for s in run.strings]
-            wanted: dict[int, list[int]] = {}
-            for index in lost.to_array()[: limit - len(out)].tolist():
-                block = int(np.searchsorted(starts, index, side="right")) - 1
-                wanted.setdefault(block, []).append(index)
-            for block, indexes in sorted(wanted.items()):
-                strings = run.strings[block]
-                text = strings.read()
-                reg_ms = run.registered_ms[block][1]
-                for index in indexes:
-                    sent = run.sent_offsets[index]
+            lost_digests = run.sorted_digests[np.frombuffer(lost.to_array(), dtype=np.uint32)]
+            for post in run.posts:
+                strings = post.read()
+                post_digests = digests(strings)
+                for row in np.flatnonzero(np.isin(post_digests, lost_digests)).tolist():
+                    sent = run.sent_offsets[run.lookup(post_digests[row : row + 1])[0]]
                     out.append(
                         {
-                            "message_id": text[index - strings.first],
+                            "message_id": strings[row],
                             "run": run.run,
                             "stream": None,
                             "seq": None,
-                            "sent_until_ms": reg_ms,
+                            "sent_until_ms": post.deadline_from_ms,
                             "sent_ms": None if sent == UNKNOWN_SENT else int(sent) + (run.base_ms or 0),
                             "foreign": True,
                         }
                     )
-            if len(out) >= limit:
-                break
-        return out[:limit]
+                    if len(out) >= limit:
+                        return out
+        return out
 
     def unclaimed(self) -> dict[str, dict[str, int]]:
         """Per destination: foreign arrivals waiting for a registration, and those beyond the pool's cap."""

@@ -122,7 +122,7 @@ def build_summary(
                 totals=_total(list(dests.values())),
                 foreign=ForeignRunSummary(
                     registered=foreign.size,
-                    posts=foreign.posts,
+                    posts=foreign.registrations,
                     duplicate_registrations=foreign.duplicate_registrations,
                     final=foreign.final,
                 )
