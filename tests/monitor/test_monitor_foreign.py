@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -16,6 +19,7 @@ from monitor.foreign import digests
 pytestmark = pytest.mark.e2e
 
 LOST_AFTER = 2.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _post(mon, registration: ForeignIds):
@@ -108,3 +112,29 @@ def test_digests_are_stable_and_distinct():
     values = digests(["a", "b", "a", "ü" * 50])
     assert values.dtype == np.uint64 and values[0] == values[2] and len(set(values.tolist())) == 3
     assert digests([]).shape == (0,)
+
+
+def _harness(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, cwd=ROOT, timeout=60)
+
+
+def test_harness_ledger_registers_both_kinds(start_monitor, tmp_path):
+    mon = start_monitor({"lost_after_seconds": 1, "sweep_interval_seconds": 0.05, "destinations": {"hook": {}}})
+    printed = _harness("ids", "--run", "mixed", "--count", "3").stdout.decode().split()
+    path = tmp_path / "sent.txt"
+    path.write_text("\n".join([*printed, "foreign-1", "foreign-2", "foreign-1"]) + "\n")
+    proc = _harness("ledger", "--run", "mixed", "--monitor", mon.url, "--source", "web", str(path))
+    assert proc.returncode == 0, proc.stderr
+    report = orjson.loads(proc.stdout)
+    assert report["harness_ids"] == 3 and report["foreign_registered"] == 2 and report["foreign_duplicates"] == 1
+    body = [{"type": "track", "messageId": m, "userId": "u"} for m in [printed[0], "foreign-2"]]
+    assert mon.deliver("hook", body).status_code == 200
+    time.sleep(1.5)
+    run = mon.summary()["runs"]
+    assert [r["name"] for r in run] == ["mixed"] and run[0]["all_final"]
+    hook = run[0]["destinations"]["hook"]
+    assert (hook["expected"], hook["delivered_expected"], hook["lost"]) == (5, 2, 3)
+    lost = mon.http.get("/api/lost", params={"destination": "hook", "run": "mixed"}).json()["lost"]
+    assert "foreign-1" in {x["message_id"] for x in lost} and len(lost) == 3
+    unreachable = _harness("ledger", "--run", "mixed", "--monitor", "http://127.0.0.1:9", str(path))
+    assert unreachable.returncode == 1 and b"no answer" in unreachable.stderr
