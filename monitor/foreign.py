@@ -20,7 +20,7 @@ destination's *unclaimed* pool (digest and arrival time, 16 bytes a row, at most
 
 Two distinct ids share a digest with probability 2^-64 each pair (BLAKE2b modelled as a random
 function), so among n registered ids and m other foreign arrivals the chance that any figure is
-off is at most (n^2/2 + n*m) / 2^64: about 3e-8 for n = m = 10^6 (docs/auditing-your-traffic.md).
+off is at most (n^2/2 + n*m) / 2^64: about 8e-8 for n = m = 10^6 (docs/auditing-your-traffic.md).
 """
 
 from __future__ import annotations
