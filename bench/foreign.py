@@ -37,17 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.processes import free_port
+from loadgen.ids import IdStyle, make_message_ids, run_id_from_name
+from loadgen.ledger import ForeignIds, SentLedger
+from monitor.audit import Audit
+from monitor.config import parse_config
+from monitor.foreign import ForeignAudit
+from monitor.ledger_store import LedgerBook
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from loadgen.foreign_ledger import ForeignIds  # noqa: E402
-from loadgen.ids import IdStyle, make_message_ids, run_id_from_name  # noqa: E402
-from loadgen.ledger import SentLedger  # noqa: E402
-from monitor.audit import Audit  # noqa: E402
-from monitor.config import parse_config  # noqa: E402
-from monitor.foreign import ForeignAudit  # noqa: E402
-from monitor.ledgers import LedgerBook  # noqa: E402
-
 _spec = importlib.util.spec_from_file_location("bench_monitor", ROOT / "bench" / "monitor.py")
 bench_monitor = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_monitor)  # type: ignore[union-attr]
@@ -146,7 +144,7 @@ class ForeignBodies(bench_monitor.BodyFactory):
 
 
 def register_ahead(port: int, connections: int, stream: int) -> None:
-    from monitor.client import MonitorClient
+    from harness.monitor_client import MonitorClient
 
     per_stream = PRE_REGISTERED // connections
     with MonitorClient(f"http://127.0.0.1:{port}", timeout=120) as client:
@@ -161,9 +159,9 @@ def receive_rate(args: argparse.Namespace) -> tuple[dict, dict]:
         config = Path(tmp) / "monitor.yaml"
         config.write_text("lost_after_seconds: 3600\ndestinations:\n  bench: {}\n")
         cmd = [sys.executable, "-m", "monitor", "--config", str(config)]
-        port = bench_monitor.free_port()
+        port = free_port()
         harness = bench_monitor.measure([*cmd, "--port", str(port)], port, "/webhook/bench", args, stream=0)
-        port = bench_monitor.free_port()
+        port = free_port()
         original = bench_monitor.BodyFactory
         bench_monitor.BodyFactory = ForeignBodies
         original_wait = bench_monitor.wait_ready

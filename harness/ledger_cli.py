@@ -48,9 +48,8 @@ def register_sent(
     """Post `sent` (a `SentIds`) to `monitor` (a `MonitorClient`); the counts of what went where."""
     import numpy as np
 
-    from loadgen.foreign_ledger import ForeignIds
     from loadgen.ids import decode_many, run_id_from_name
-    from loadgen.ledger import SentLedger
+    from loadgen.ledger import ForeignIds, SentLedger
 
     run = run_id_from_name(run_name)
     ledgers: dict[tuple[int, int], SentLedger] = {}
@@ -106,9 +105,9 @@ def register_sent(
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    from harness.monitor_client import MonitorClient, MonitorError
     from harness.sent_files import SentFileError, SentIds, read_sent_ids
     from loadgen.ids import run_id_from_name
-    from harness.monitor_client import MonitorClient, MonitorError
 
     if args.chunk < 1:
         print("harness ledger: --chunk must be at least 1", file=sys.stderr)

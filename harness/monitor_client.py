@@ -7,8 +7,7 @@ from typing import Any, cast
 import httpx
 
 from gate.summary_format import Summary
-from loadgen.foreign_ledger import ForeignIds
-from loadgen.ledger import LedgerDelta
+from loadgen.ledger import ForeignIds, LedgerDelta
 
 
 class MonitorError(RuntimeError):

@@ -6,7 +6,7 @@ Routes:
     GET  /api/destinations                      destinations and their current behaviours
     PUT  /api/destinations/<name>/behaviour     change a behaviour at run time (JSON mapping)
     POST /api/ledger                            a `loadgen.ledger.LedgerDelta.to_wire()` document
-    POST /api/foreign                           a `loadgen.foreign_ledger.ForeignIds.to_wire()` document
+    POST /api/foreign                           a `loadgen.ledger.ForeignIds.to_wire()` document
     GET  /api/summary[?run=ID|NAME]             the run summary (`monitor/summary.py`)
     GET  /api/lost?destination=D[&limit=N][&run=ID|NAME]
     GET  /metrics                               Prometheus text format
@@ -24,9 +24,8 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from loadgen.foreign_ledger import ForeignFormatError, ForeignIds
 from loadgen.ids import MAX_RUN, MAX_STREAM, run_id_from_name
-from loadgen.ledger import LedgerDelta, LedgerFormatError
+from loadgen.ledger import ForeignFormatError, ForeignIds, LedgerDelta, LedgerFormatError
 from monitor import metrics
 from monitor.audit import Audit, DestinationAudit
 from monitor.behaviours import Behaviour

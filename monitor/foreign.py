@@ -35,7 +35,7 @@ import numpy as np
 import orjson
 from pyroaring import BitMap
 
-from loadgen.foreign_ledger import ForeignIds
+from loadgen.ledger import ForeignIds
 from monitor.audit import CellStats, DestinationAudit
 from monitor.ledger_store import bitmap_of
 

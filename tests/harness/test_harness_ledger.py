@@ -46,6 +46,7 @@ def test_events_file_with_statuses_and_times(tmp_path):
     assert sent.rejected == ["d"] and sent.abandoned == ["e", "f"] and sent.without_id == 1
 
 
+@pytest.mark.e2e
 def test_capture_from_harness_traffic(tmp_path):
     traffic = _harness("traffic", "--count", "40", "--run", "9", "--seed", "3", "--at", "1795000000")
     assert traffic.returncode == 0, traffic.stderr
@@ -76,6 +77,7 @@ def test_bad_files_name_the_line(tmp_path, content, problem):
         read_sent_ids(str(path))
 
 
+@pytest.mark.e2e
 def test_missing_file_and_bad_format_are_clear(tmp_path):
     with pytest.raises(SentFileError, match="cannot read"):
         read_sent_ids(str(tmp_path / "nope.txt"))
@@ -85,6 +87,7 @@ def test_missing_file_and_bad_format_are_clear(tmp_path):
     assert proc.returncode == 2 and b"nope.txt: cannot read" in proc.stderr
 
 
+@pytest.mark.e2e
 def test_harness_ids_prints_fresh_ids():
     proc = _harness("ids", "--run", "cli-run", "--count", "5", "--stream", "2222", "--first-seq", "10")
     assert proc.returncode == 0, proc.stderr

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from loadgen import ids
-from loadgen.foreign_ledger import ForeignIds
+from loadgen.ledger import ForeignIds
 from monitor.foreign import digests
 
 pytestmark = pytest.mark.e2e

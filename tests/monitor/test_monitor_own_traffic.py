@@ -25,11 +25,11 @@ import orjson
 import pytest
 import yaml
 
+from harness.monitor_client import MonitorClient
+from harness.processes import ChildServer, free_port
 from harness.sdks import sdk_client
 from loadgen import ids
 from loadgen.external import HarnessIds
-from loadgen.plugin.processes import ChildServer, free_port
-from monitor.client import MonitorClient
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("segment.analytics", reason="the [sdk] extra is not installed")
