@@ -12,6 +12,7 @@ The libraries are optional extras: `pip install 'cdp-harness[sdk]'`.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,16 +47,41 @@ def _on_error(ids: HarnessIds, also: Callable[[Exception, list], None] | None) -
     return on_error
 
 
-def _count_success(consumer: Any, ids: HarnessIds, source: str | None) -> None:
+UploadHook = Callable[[int, float, BaseException | None], None]
+"""Called after each upload request with (messages, seconds it took, the error or None)."""
+
+
+def _count_success(consumer: Any, ids: HarnessIds, source: str | None, on_upload: UploadHook | None) -> None:
     """Record a batch as accepted when the consumer's own upload request returns (a 2xx)."""
     request = consumer.request
 
     def counted_request(batch: list) -> Any:
-        answer = request(batch)
+        started = time.monotonic()
+        try:
+            answer = request(batch)
+        except BaseException as exc:
+            if on_upload is not None:
+                on_upload(len(batch), time.monotonic() - started, exc)
+            raise
         ids.accepted(_ids_of(batch), source)
+        if on_upload is not None:
+            on_upload(len(batch), time.monotonic() - started, None)
         return answer
 
     consumer.request = counted_request
+
+
+def sdk_module(library: str) -> Any:
+    """The module holding `library`'s Client; SdkUnavailable names the extra to install."""
+    module_name = SDK_CLIENTS.get(library)
+    if module_name is None:
+        raise SdkUnavailable(f"unknown SDK {library!r}; known: {', '.join(SDK_CLIENTS)}")
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SdkUnavailable(
+            f"{library} is not installed ({exc}); install the extra: pip install 'cdp-harness[sdk]'"
+        ) from None
 
 
 def sdk_client(
@@ -66,21 +92,17 @@ def sdk_client(
     ids: HarnessIds,
     source: str | None = None,
     on_error: Callable[[Exception, list], None] | None = None,
+    on_upload: UploadHook | None = None,
     **options: Any,
 ) -> Any:
-    """The library's `Client` (its options as keyword arguments), its sends recorded in `ids`."""
-    module_name = SDK_CLIENTS.get(library)
-    if module_name is None:
-        raise SdkUnavailable(f"unknown SDK {library!r}; known: {', '.join(SDK_CLIENTS)}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SdkUnavailable(
-            f"{library} is not installed ({exc}); install the extra: pip install 'cdp-harness[sdk]'"
-        ) from None
+    """The library's `Client` (its options as keyword arguments), its sends recorded in `ids`.
+
+    `on_upload` sees every upload request the SDK makes (for request statistics).
+    """
+    module = sdk_module(library)
     if options.get("sync_mode"):
         raise ValueError("sync_mode sends outside the SDK's consumer, so its outcomes could not be counted")
     client = module.Client(write_key=write_key, host=host, on_error=_on_error(ids, on_error), **options)
     for consumer in client.consumers or ():
-        _count_success(consumer, ids, source)
+        _count_success(consumer, ids, source, on_upload)
     return client
