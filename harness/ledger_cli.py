@@ -84,7 +84,7 @@ def register_sent(
         monitor.post_ledger(ledger.take_delta(final=final))
 
     rows = np.flatnonzero(foreign_accepted).tolist()
-    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)] or ([[]] if final else [])
+    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]  # the last one carries `final`
     for n, part in enumerate(chunks):
         times = [sent.sent_ms[i] for i in part]
         answer = monitor.register_foreign(
