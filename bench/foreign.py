@@ -196,7 +196,8 @@ def main() -> None:
     m = memory(args.ids)
     print(f"memory, {m['ids']:,} registered foreign ids (random UUIDv4 text), delivered to 2 destinations:")
     print(
-        f"  audit state {m['audit_bytes_per_id']:.2f} B/id before the loss deadline, "
+        f"  audit state {m['audit_bytes_per_id']:.2f} B/id ({m['audit_bytes_per_id']:.1f} MB per million ids) "
+        "before the loss deadline, "
         f"{m['audit_bytes_per_id_after_deadline']:.2f} B/id after it (monitor's estimate: digests, send "
         f"times, bitmaps); kept strings {m['string_bytes_per_id']:.2f} B/id (zlib); tracemalloc: "
         f"{m['traced_retained_bytes_per_id']:.2f} B/id retained, {m['traced_peak_bytes_per_id']:.2f} B/id at the peak"
