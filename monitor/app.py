@@ -101,11 +101,14 @@ class Monitor:
 
     def recent_runs(self) -> list[int]:
         """The `metrics_runs` runs with the latest ledger watermark (bounded `run` label values)."""
-        runs = sorted(
-            self.ledgers.runs.values(),
-            key=lambda r: max((s.sent_until_ms for s in r.streams.values()), default=0),
-        )
-        return [r.run for r in runs[-self.config.metrics_runs :]]
+        latest = {
+            r.run: max((s.sent_until_ms for s in r.streams.values()), default=0) for r in self.ledgers.runs.values()
+        }
+        if self.audit.foreign is not None:  # runs with registered foreign ids: their latest registration
+            for r in self.audit.foreign.runs.values():
+                posted = max((p.deadline_from_ms for p in r.posts), default=0)
+                latest[r.run] = max(latest.get(r.run, 0), posted)
+        return sorted(latest, key=latest.__getitem__)[-self.config.metrics_runs :]
 
     # --- RSGI -----------------------------------------------------------------------------------------
 

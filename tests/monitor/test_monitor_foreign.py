@@ -80,6 +80,8 @@ def test_foreign_ids_are_audited_exactly(start_monitor):
     foreign = summary["receiver"]["foreign"]
     assert foreign["registered_arrivals"] == 150 + 150 + 193 + 150 + 155
     assert foreign["total"] == 2 and foreign["unclaimed"]["hook"] == {"waiting": 2, "overflow": 0}
+    # a run with only registered ids gets its run-labelled gauges too
+    assert f'monitor_run_lost_messages{{destination="hook",run="{run}"}} 20.0' in mon.metrics()
 
 
 @pytest.mark.parametrize(
