@@ -33,6 +33,7 @@ def test_real_sdk_users_are_audited_exactly(locust_run, tmp_path: Path):
     run = locust_run(
         "-t", f"{SECONDS}s", "--target-rate", "200", "--traffic-profile", str(_profile(tmp_path, 2)),
         "--sandbox-faults", str(faults), "--loss-deadline", "5", "--canary-interval", "0",
+        "--metrics-port", "0",  # no fixed port: other Locust runs on the machine may hold the default
     )  # fmt: skip
     assert run.code == 1, run.output[-4000:]  # the injected loss fails the verdict
     for library in ("segment-analytics-python", "rudder-sdk-python"):
@@ -61,5 +62,5 @@ def test_sdk_users_are_off_by_default_and_checked(locust_run, tmp_path: Path):
     doc = yaml.safe_load(DEFAULT_PROFILE.read_text())
     doc["real_sdks"]["rudder-sdk-python"].update(users=1, source="nowhere")
     bad.write_text(yaml.safe_dump(doc))
-    run = locust_run("-t", "2s", "--traffic-profile", str(bad))
+    run = locust_run("-t", "2s", "--traffic-profile", str(bad), "--metrics-port", "0")
     assert run.code != 0 and "real_sdks.rudder-sdk-python.source" in run.output and "'nowhere'" in run.output
