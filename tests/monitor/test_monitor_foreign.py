@@ -81,7 +81,11 @@ def test_foreign_ids_are_audited_exactly(start_monitor):
     assert foreign["registered_arrivals"] == 150 + 150 + 193 + 150 + 155
     assert foreign["total"] == 2 and foreign["unclaimed"]["hook"] == {"waiting": 2, "overflow": 0}
     # a run with only registered ids gets its run-labelled gauges too
-    assert f'monitor_run_lost_messages{{destination="hook",run="{run}"}} 20.0' in mon.metrics()
+    metrics = mon.metrics()
+    assert f'monitor_run_lost_messages{{destination="hook",run="{run}"}} 20.0' in metrics
+    assert 'monitor_foreign_memory_bytes{part="audit"}' in metrics
+    check = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=metrics.encode(), capture_output=True)
+    assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), check
 
 
 @pytest.mark.parametrize(
