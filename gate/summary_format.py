@@ -32,7 +32,13 @@ Field meanings, per destination (and summed in `totals`):
 - `latency_seconds`: arrival − send time in the id, over every arrival of ours the monitor answered
   200 (duplicates and redelivered-after-400 arrivals included, refused ones not); quantiles read
   from 32-bins-per-doubling histograms (each bin 2.2% wide, value = bin's upper edge).
-- `lost_samples`: up to `lost_samples` lost messages (see `Audit.lost_ids` for how ids are rebuilt).
+- `lost_samples`: up to `lost_samples` lost messages (see `Audit.lost_ids` for how ids are rebuilt);
+  lost registered foreign ids come after them with their original string, `"foreign": true`,
+  `stream` and `seq` null and `sent_ms` their registered send time (null if none was given).
+
+Registered foreign ids (`harness ledger`, `monitor/foreign.py`) count in their run's figures like
+the harness's own; `late` and `duplicates` work the same, while the ledger-only figures (rejected,
+abandoned, dedupe leaks, refusals, order) cover harness ids only.
 """
 
 from __future__ import annotations
@@ -111,6 +117,14 @@ class StreamSummary(TypedDict):
     """True: deliveries of this stream arrived but none of its ledger deltas did (yet)."""
 
 
+class ForeignRunSummary(TypedDict):
+    registered: int
+    """Distinct foreign ids registered for this run (`POST /api/foreign`)."""
+    posts: int
+    duplicate_registrations: int
+    final: bool
+
+
 class RunSummary(TypedDict):
     run: int
     name: str
@@ -120,14 +134,21 @@ class RunSummary(TypedDict):
     all_final: bool
     destinations: dict[str, DestinationSummary]
     totals: DeliveryCounts
+    foreign: ForeignRunSummary | None
+    """Registered foreign ids of this run; None when none were registered."""
 
 
 class ForeignSummary(TypedDict):
     foreign_ids: int
-    """Events whose messageId is missing, not a string, or not one of ours."""
+    """Events whose messageId is missing, not a string, or not one of ours (registered ones included)."""
+    registered_arrivals: int
+    """Those of them that were registered for a run (and are audited in it)."""
+    unclaimed: dict[str, dict[str, int]]
+    """Per destination: unregistered foreign arrivals kept for a later registration, and beyond the cap."""
     unknown_run_deliveries: int
     """Arrivals with our id format for a run the monitor has no ledger for."""
     total: int
+    """Arrivals audited in no run: foreign_ids - registered_arrivals + unknown_run_deliveries."""
 
 
 class ReceiverSummary(TypedDict):

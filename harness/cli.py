@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("sandbox.cli", "run the bundled reference pipeline (ingest, dedupe, delivery)"),
     "monitor": ("monitor.cli", "run the delivery monitor (receiver, audit, probes, /metrics)"),
     "gate": ("gate.cli", "judge a run summary (or Prometheus) against SLO thresholds, for CI"),
+    "ids": ("harness.ids_cli", "print messageIds in a run's id space, for clients that set their own"),
+    "ledger": ("harness.ledger_cli", "register the messageIds a client sent with the monitor, to audit them"),
 }
 
 

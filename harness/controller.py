@@ -24,6 +24,7 @@ from gate.thresholds import Verdict, aborting_failures, evaluate
 from harness.monitor_client import MonitorClient, MonitorError
 from harness.options import HarnessOptions, sandbox_faults
 from harness.report import RunReport, write_report
+from harness.sdks import SdkUnavailable, sdk_module
 from harness.stack import SandboxStack
 from harness.stats import LoadStats, RequestLatencyHistogram
 from harness.stream import Wiring, build_plan
@@ -77,6 +78,12 @@ class Controller:
         seed = options.seed if options.seed is not None else run_id_from_name(run_name)
         profile = self.harness.profile()
         sources = tuple(profile.sources)
+        for library in profile.real_sdks:
+            try:
+                sdk_module(library)
+            except SdkUnavailable as exc:
+                sys.stderr.write(f"locust: error: the profile's real_sdks.{library} has users, but {exc}\n")
+                raise SystemExit(2) from None
         if options.host:
             write_keys = {source: options.write_key for source in sources}
             monitor_url = options.monitor_url
@@ -121,12 +128,16 @@ class Controller:
         )
 
     def user_counts(self) -> dict[type, int]:
-        """User class → users, from the plan (classes whose source has no share get none)."""
+        """User class → users, from the plan (classes whose source has no share get none) and the
+        profile's `real_sdks` (real-SDK user classes name their library in `sdk`)."""
         counts = {}
+        real_sdks = self.harness.profile().real_sdks
         for user_class in self.environment.user_classes:
             schedule = self.plan.get(getattr(user_class, "source", ""))
             if schedule is not None:
                 counts[user_class] = schedule.users
+            elif (sdk := real_sdks.get(getattr(user_class, "sdk", ""))) is not None:
+                counts[user_class] = sdk.users
         return counts
 
     # During the run --------------------------------------------------------------------------

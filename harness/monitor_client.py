@@ -8,7 +8,7 @@ from typing import Any, cast
 import httpx
 
 from gate.summary_format import Summary
-from loadgen.ledger import LedgerDelta
+from loadgen.ledger import ForeignIds, LedgerDelta
 from monitor.auth import TOKEN_ENV
 
 
@@ -75,6 +75,12 @@ class MonitorClient:
         """Send one ledger delta (`POST /api/ledger`)."""
         self._request(
             "POST", "/api/ledger", content=delta.to_wire(), headers={"content-type": "application/json"}
+        )
+
+    def register_foreign(self, registration: ForeignIds) -> dict[str, Any]:
+        """Register foreign messageIds for a run (`POST /api/foreign`); answers the counts taken."""
+        return self._request(
+            "POST", "/api/foreign", content=registration.to_wire(), headers={"content-type": "application/json"}
         )
 
     def summary(self, run: int | str | None = None) -> Summary:

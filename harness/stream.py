@@ -13,9 +13,10 @@ from harness.plan import Pacer, SourceSchedule, plan_sources
 from harness.rate_curves import rate_at, shape_duration
 from harness.request_log import RequestLog
 from harness.stats import LoadStats
+from loadgen.external import EXTERNAL_STREAMS, HarnessIds
 from loadgen.ids import MAX_STREAM, run_id_from_name
 from loadgen.ledger import SentLedger
-from loadgen.profile import Profile
+from loadgen.profile import REAL_SDKS, Profile
 from loadgen.traffic import TrafficGenerator, messages_per_request
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class Stream:
             write_keys=wiring.write_keys,
         )
         self.ledger = SentLedger(wiring.run, stream, wiring.run_name)
+        self.sdk_ids: dict[str, HarnessIds] = {}
+        """Per real SDK sending from this process: its ids and ledger, on a stream of its own."""
         self.stats = LoadStats()
         self.request_log: RequestLog | None = None  # Locust's statistics, set by worker.start_stream
         self.engine: SendingEngine | None = None  # sends on plain HTTP; set by worker.start_stream
@@ -75,6 +78,20 @@ class Stream:
         self.pacers = {source: Pacer(schedule) for source, schedule in self.plan.items()}
         self.duration = shape_duration(options.load_shape, options.run_time)
         self.started = time.monotonic()
+
+    def ids_for_sdk(self, library: str, source: str) -> HarnessIds:
+        """The harness ids of `library`'s users in this process (one stream per process and library)."""
+        ids = self.sdk_ids.get(library)
+        if ids is None:
+            number = EXTERNAL_STREAMS.start + self.number * len(REAL_SDKS) + REAL_SDKS.index(library)
+            if number not in EXTERNAL_STREAMS:
+                raise ValueError(f"worker index {self.number} leaves no stream for real-SDK users")
+            ids = self.sdk_ids[library] = HarnessIds(self.wiring.run_name, source=source, stream=number)
+        return ids
+
+    def ledgers(self) -> list[SentLedger | HarnessIds]:
+        """Everything this process ships to the monitor: its own ledger and each real SDK's."""
+        return [self.ledger, *self.sdk_ids.values()]
 
     def rate_now(self) -> float:
         """The whole test's target message rate at this moment of the run."""

@@ -62,17 +62,19 @@ class LedgerShipper:
             self._ship(final=False)
 
     def _ship(self, *, final: bool) -> bool:
-        delta = self.stream.ledger.take_delta(final=final)
-        if delta.is_empty() and not final:
-            return True
-        try:
-            self.monitor.post_ledger(delta)
-            return True
-        except MonitorError as exc:
-            # Put the delta back so nothing the ingest accepted is forgotten; the next post retries it.
-            self.stream.ledger.restore(delta)
-            log.warning("could not send the sent ledger to the monitor: %s", exc)
-            return False
+        shipped = True
+        for ledger in self.stream.ledgers():  # the stream's own, then each real SDK's
+            delta = ledger.take_delta(final=final)
+            if delta.is_empty() and not final:
+                continue
+            try:
+                self.monitor.post_ledger(delta)
+            except MonitorError as exc:
+                # Put the delta back so nothing the ingest accepted is forgotten; the next post retries it.
+                ledger.restore(delta)
+                log.warning("could not send the sent ledger to the monitor: %s", exc)
+                shipped = False
+        return shipped
 
     def finish(self, attempts: int = 5) -> None:
         self._stopping.set()

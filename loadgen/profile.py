@@ -23,6 +23,8 @@ KINDS = ("mobile", "web", "server", "http")
 GROUPS = ("mobile", "web", "server")
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 GZIP_LEVELS = {"isal": (0, 3), "zlib": (1, 9)}
+REAL_SDKS = ("segment-analytics-python", "rudder-sdk-python")
+"""Client libraries that real-SDK users send through (the `real_sdks` section; `harness.sdks`)."""
 
 
 class ProfileError(ConfigError):
@@ -35,6 +37,18 @@ class DelayClass:
     weight: float
     min_seconds: float
     max_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RealSdk:
+    """Users that send through a real client library, beside the modelled traffic."""
+
+    library: str
+    users: int
+    events_per_second: float
+    """Per user: track calls a second, each with a harness messageId."""
+    source: str
+    """The profile source whose write key they use (the ledger source the monitor routes by)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +81,8 @@ class Profile:
     gzip_level: int
     catalogs: dict[str, Catalog] = field(default_factory=lambda: dict(CATALOGS))
     """Every catalog `events` may name: the built-in ones and the profile's tracking plans."""
+    real_sdks: dict[str, RealSdk] = field(default_factory=dict)
+    """Library → its real-SDK users; only libraries with users are listed (none by default)."""
 
 
 _TOP_KEYS = (
@@ -84,6 +100,7 @@ _TOP_KEYS = (
     "replay",
     "bad_inputs",
     "gzip",
+    "real_sdks",
 )
 _FUNNEL_KEYS = ("view_after_search", "add_after_view", "checkout_after_add", "order_after_checkout")
 
@@ -218,6 +235,8 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
         gz.get("level", 1 if gzip_engine == "isal" else 6), "gzip.level", minimum=low, maximum=high
     )
 
+    real_sdks = _real_sdks(r, doc.get("real_sdks", {}), sources)
+
     return Profile(
         path=path,
         name=str(doc.get("name", path.stem)),
@@ -244,6 +263,7 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
         gzip_engine=gzip_engine,
         gzip_level=gzip_level,
         catalogs=catalogs,
+        real_sdks=real_sdks,
     )
 
 
@@ -275,4 +295,26 @@ def _per_kind(
     for kind in kinds_used:
         if kind not in out:
             raise r.fail(f"{key}.{kind}", f"missing, and the profile has {kind} sources")
+    return out
+
+
+def _real_sdks(r: Reader, value: Any, sources: dict[str, float]) -> dict[str, RealSdk]:
+    """The `real_sdks` section: per library, users, their event rate and the source they send as."""
+    out: dict[str, RealSdk] = {}
+    for library, body in r.mapping(value, "real_sdks", REAL_SDKS).items():
+        key = f"real_sdks.{library}"
+        body = r.mapping(body, key, ("users", "events_per_second", "source"))
+        users = r.integer(body.get("users", 0), f"{key}.users", maximum=10_000)
+        rate = r.number(body.get("events_per_second", 5.0), f"{key}.events_per_second", maximum=10_000.0)
+        source = r.text(body.get("source", "python"), f"{key}.source")
+        if users and rate <= 0:
+            raise r.fail(f"{key}.events_per_second", "must be above 0 when there are users")
+        if users and source not in sources:
+            raise r.fail(
+                f"{key}.source",
+                f"{source!r} is not a source of this profile (its write key is the one used); "
+                f"one of {', '.join(sources)}",
+            )
+        if users:
+            out[library] = RealSdk(library, users, rate, source)
     return out

@@ -6,6 +6,7 @@ Routes:
     GET  /api/destinations                      destinations and their current behaviours
     PUT  /api/destinations/<name>/behaviour     change a behaviour at run time (JSON mapping)
     POST /api/ledger                            a `loadgen.ledger.LedgerDelta.to_wire()` document
+    POST /api/foreign                           a `loadgen.ledger.ForeignIds.to_wire()` document
     GET  /api/summary[?run=ID|NAME]             the run summary (`monitor/summary.py`)
     GET  /api/lost?destination=D[&limit=N][&run=ID|NAME]
     GET  /metrics                               Prometheus text format
@@ -24,7 +25,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from loadgen.ids import CANARY_STREAM, MAX_RUN, run_id_from_name
-from loadgen.ledger import LedgerDelta, LedgerFormatError
+from loadgen.ledger import ForeignFormatError, ForeignIds, LedgerDelta, LedgerFormatError
 from monitor import metrics
 from monitor.audit import Audit, DestinationAudit
 from monitor.auth import TOKEN_ENV, authorized
@@ -32,6 +33,7 @@ from monitor.behaviours import Behaviour
 from monitor.canary import CanaryProber
 from monitor.config import ConfigError, MonitorConfig, parse_behaviour
 from monitor.durable import StateDir
+from monitor.foreign import ForeignAudit
 from monitor.ledger_store import LedgerBook, LedgerLimitError
 from monitor.probes import Prober
 from monitor.receiver import BodyError, Delivery, gunzip, parse_delivery, signature_ok
@@ -61,6 +63,9 @@ class Monitor:
         self.token = token
         self.ledgers = LedgerBook(config.lost_after_seconds, config.ledger_limits)
         self.audit = Audit(config.destinations, self.ledgers)
+        self.audit.foreign = ForeignAudit(
+            self.audit.destinations, config.lost_after_seconds, config.foreign_unclaimed_max_ids
+        )
         now = time.monotonic()
         self.behaviours = {
             name: Behaviour(d.behaviour, seed=self._seed(name), started_at=now)
@@ -173,11 +178,14 @@ class Monitor:
 
     def recent_runs(self) -> list[int]:
         """The `metrics_runs` runs with the latest ledger watermark (bounded `run` label values)."""
-        runs = sorted(
-            self.ledgers.runs.values(),
-            key=lambda r: max((s.sent_until_ms for s in r.streams.values()), default=0),
-        )
-        return [r.run for r in runs[-self.config.metrics_runs :]]
+        latest = {
+            r.run: max((s.sent_until_ms for s in r.streams.values()), default=0) for r in self.ledgers.runs.values()
+        }
+        if self.audit.foreign is not None:  # runs with registered foreign ids: their latest registration
+            for r in self.audit.foreign.runs.values():
+                posted = max((p.deadline_from_ms for p in r.posts), default=0)
+                latest[r.run] = max(latest.get(r.run, 0), posted)
+        return sorted(latest, key=latest.__getitem__)[-self.config.metrics_runs :]
 
     # --- RSGI -----------------------------------------------------------------------------------------
 
@@ -314,6 +322,8 @@ class Monitor:
             raise HttpError(401, "unauthorized", f"{path} needs 'Authorization: Bearer <{TOKEN_ENV}>'")
         if path == "/api/ledger" and method == "POST":
             return self.post_ledger(body)
+        if path == "/api/foreign" and method == "POST":
+            return self.post_foreign(body)
         if path == "/api/summary" and method == "GET":
             self.sweep()
             return 200, self.summary(self._run_arg(query)), None
@@ -359,6 +369,19 @@ class Monitor:
             self.ledger_errors += 1
             raise HttpError(413, "ledger_limit", str(exc)) from None
         self.ledger_deltas += 1
+
+    def post_foreign(self, body: bytes) -> tuple[int, Any, None]:
+        """Register foreign messageIds for a run (`monitor/foreign.py`)."""
+        try:
+            registration = ForeignIds.from_wire(body)
+        except ForeignFormatError as exc:
+            self.ledger_errors += 1
+            raise HttpError(400, "bad_registration", str(exc)) from None
+        assert self.audit.foreign is not None
+        self.audit.flush()  # deliveries queued before this registration are pooled first
+        counts = self.audit.foreign.register(registration, time.time() * 1000.0)
+        self.ledger_deltas += 1
+        return 202, {"accepted": True, **counts}, None
 
     def _run_arg(self, query: dict[str, list[str]]) -> int | None:
         values = query.get("run")

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, groupby
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pyroaring import BitMap
@@ -28,6 +29,9 @@ from monitor.config import DestinationConfig
 from monitor.latency import LatencyHistogram
 from monitor.ledger_store import LOW_32, LedgerBook, bitmap_bytes, bitmap_of
 from monitor.order import NO_USER, UserOrder, user_keys_of
+
+if TYPE_CHECKING:
+    from monitor.foreign import ForeignAudit
 
 log = logging.getLogger("monitor")
 
@@ -198,6 +202,8 @@ class Audit:
         self.destinations = {name: DestinationAudit(cfg) for name, cfg in destinations.items()}
         self.ledgers = ledgers
         self.canary_hook: CanaryHook | None = None
+        self.foreign: ForeignAudit | None = None
+        """Registered foreign ids (`monitor.foreign`): their figures are added to their run's."""
         self._pending: list[_Pending] = []
         self._pending_rows = 0
 
@@ -249,7 +255,10 @@ class Audit:
                 if not message_ids:
                     continue
                 try:
-                    self._record(dest, decode_many(message_ids), users, arrival_ms, refusal_class)
+                    decoded = decode_many(message_ids)
+                    if self.foreign is not None and refusal_class is None:
+                        self.foreign.record(dest, message_ids, decoded.valid, arrival_ms)
+                    self._record(dest, decoded, users, arrival_ms, refusal_class)
                 except Exception:  # a bug here must not stop the sweep task that also flushes
                     log.exception("audit of %d queued rows for %s failed", len(message_ids), dest.config.name)
 
@@ -340,6 +349,8 @@ class Audit:
         Queued deliveries are audited first: `late` is judged against `due` as it was at arrival.
         """
         self.flush()
+        if self.foreign is not None:
+            self.foreign.sweep(now_ms)
         taken = self.ledgers.take_due(now_ms)
         for ledger, pending in taken:
             for dest in self.destinations.values():
@@ -391,6 +402,8 @@ class Audit:
                 s.abandoned_delivered = abandoned.intersection_cardinality(cell.delivered)
                 s.dedupe_leaks = ledger.duplicates.get(hi, empty).intersection_cardinality(cell.repeated)
             total.add(s)
+        if self.foreign is not None:
+            total.add(self.foreign.stats(dest, run))
         return total
 
     def lost_ids(self, dest: DestinationAudit, run: int | None, limit: int) -> list[dict[str, object]]:
@@ -428,11 +441,15 @@ class Audit:
                         "sent_until_ms": watermark,
                     }
                 )
+        if self.foreign is not None and len(out) < limit:
+            out += self.foreign.lost_ids(dest, run, limit - len(out))
         return out
 
     def runs_seen(self) -> set[int]:
         self.flush()
         runs = set(self.ledgers.runs)
+        if self.foreign is not None:
+            runs.update(self.foreign.runs)
         for dest in self.destinations.values():
             runs.update(dest.by_run)
         return runs

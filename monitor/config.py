@@ -94,6 +94,8 @@ class MonitorConfig:
     sweep_interval_seconds: float = 0.5
     ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
     snapshot_interval_seconds: float = 30.0
+    foreign_unclaimed_max_ids: int = 1_000_000
+    """Per destination: foreign arrivals kept (16 bytes each) until a registration claims them."""
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
 
@@ -110,6 +112,7 @@ _TOP_KEYS = (
     "max_ledger_bytes_per_run",
     "max_ledger_bytes",
     "snapshot_interval_seconds",
+    "foreign_unclaimed_max_ids",
     "canary",
     "probes",
 )
@@ -269,6 +272,9 @@ def parse_config(data: Any, source: str = "config", reader: Reader | None = None
         ),
         snapshot_interval_seconds=r.number(
             top.get("snapshot_interval_seconds", 30.0), "snapshot_interval_seconds", minimum=0.1
+        ),
+        foreign_unclaimed_max_ids=r.integer(
+            top.get("foreign_unclaimed_max_ids", 1_000_000), "foreign_unclaimed_max_ids", maximum=1 << 32
         ),
         canary=CanaryConfig(
             enabled=r.flag(canary.get("enabled", False), "canary.enabled"),

@@ -153,6 +153,15 @@ class MonitorCollector:
             "Bytes held by audit bitmaps and per-user tables (estimate).",
             value=audit.memory_bytes(),
         )
+        if audit.foreign is not None:
+            foreign = GaugeMetricFamily(
+                "monitor_foreign_memory_bytes",
+                "Bytes held for registered foreign ids: audit state, kept id strings, unclaimed arrivals.",
+                labels=["part"],
+            )
+            for part, value in audit.foreign.memory_bytes().items():
+                foreign.add_metric([part], value)
+            yield foreign
         yield from self._canary()
         yield from self._probes()
 

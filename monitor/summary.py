@@ -8,6 +8,7 @@ from gate.summary_format import (
     CanarySummary,
     DeliveryCounts,
     DestinationSummary,
+    ForeignRunSummary,
     ForeignSummary,
     LatencySummary,
     LostSample,
@@ -79,7 +80,8 @@ def build_summary(
     now_ms: int,
 ) -> Summary:
     """The summary of one run (or of every run the monitor has seen, when `run` is None)."""
-    ledgered = set(audit.ledgers.runs)
+    foreign_runs = audit.foreign.runs if audit.foreign is not None else {}
+    ledgered = set(audit.ledgers.runs) | set(foreign_runs)
     runs = sorted(audit.runs_seen()) if run is None else [run]
     # over all runs: only those with a ledger (the rest are foreign); a run asked for by id: always
     known = [r for r in runs if r in ledgered] if run is None else runs
@@ -104,23 +106,35 @@ def build_summary(
                     delivered_only=s is None,
                 )
             )
-        if ledger is None:
+        foreign = foreign_runs.get(r)
+        if ledger is None and foreign is None:
             unknown_run_deliveries += sum(d["arrivals"] for d in dests.values())
         run_docs.append(
             RunSummary(
                 run=r,
-                name=ledger.name if ledger else "",
-                has_ledger=ledger is not None,
+                name=(ledger.name if ledger else "") or (foreign.name if foreign else ""),
+                has_ledger=ledger is not None or foreign is not None,
                 streams=streams,
-                all_final=bool(streams) and all(s["final"] for s in streams),
+                all_final=bool(streams or foreign)
+                and all(s["final"] for s in streams)
+                and (foreign is None or foreign.final),
                 destinations=dests,
                 totals=_total(list(dests.values())),
+                foreign=ForeignRunSummary(
+                    registered=foreign.size,
+                    posts=foreign.registrations,
+                    duplicate_registrations=foreign.duplicate_registrations,
+                    final=foreign.final,
+                )
+                if foreign
+                else None,
             )
         )
     destinations = {
         name: _destination(audit, d, known, lost_samples) for name, d in audit.destinations.items()
     }
     foreign_ids = sum(d.foreign_ids for d in audit.destinations.values())
+    registered_arrivals = sum(c.arrivals for f in foreign_runs.values() for c in f.cells.values())
     canaries: dict[str, CanarySummary] = {}
     if canary is not None:
         for name, state in canary.states.items():
@@ -159,8 +173,10 @@ def build_summary(
             bad_signatures=sum(d.bad_signatures for d in audit.destinations.values()),
             foreign=ForeignSummary(
                 foreign_ids=foreign_ids,
+                registered_arrivals=registered_arrivals,
+                unclaimed=audit.foreign.unclaimed() if audit.foreign is not None else {},
                 unknown_run_deliveries=unknown_run_deliveries,
-                total=foreign_ids + unknown_run_deliveries,
+                total=foreign_ids - registered_arrivals + unknown_run_deliveries,
             ),
         ),
         canary=canaries,

@@ -127,3 +127,35 @@ def test_not_yaml_and_missing_file(tmp_path):
         load_profile(path)
     with pytest.raises(ProfileError, match=r"absent.yaml: cannot read"):
         load_profile(tmp_path / "absent.yaml")
+
+
+def test_real_sdks_are_off_by_default_and_read_per_library(tmp_path, base_doc, profile):
+    assert profile.real_sdks == {}
+    base_doc["real_sdks"]["rudder-sdk-python"].update(users=3, events_per_second=2.5, source="node")
+    sdk = load_profile(_write(tmp_path, base_doc)).real_sdks
+    assert set(sdk) == {"rudder-sdk-python"}
+    assert (sdk["rudder-sdk-python"].users, sdk["rudder-sdk-python"].events_per_second) == (3, 2.5)
+    assert sdk["rudder-sdk-python"].source == "node"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"analytics-ruby": {"users": 1}}, r"real_sdks.analytics-ruby: unknown key"),
+        ({"segment-analytics-python": {"users": 1, "source": "nowhere"}}, r"'nowhere' is not a source"),
+        ({"segment-analytics-python": {"users": -1}}, r"real_sdks.segment-analytics-python.users"),
+        ({"segment-analytics-python": {"users": 1, "events_per_second": 0}}, r"must be above 0"),
+        ({"segment-analytics-python": {"user": 1}}, r"real_sdks.segment-analytics-python.user: unknown key"),
+    ],
+)
+def test_bad_real_sdks_are_named(tmp_path, base_doc, change, problem):
+    base_doc["real_sdks"] = change
+    with pytest.raises(ProfileError, match=problem):
+        load_profile(_write(tmp_path, base_doc))
+
+
+def test_real_sdk_names_match_the_clients_the_harness_knows():
+    from harness.sdks import SDK_CLIENTS
+    from loadgen.profile import REAL_SDKS
+
+    assert set(REAL_SDKS) == set(SDK_CLIENTS)
