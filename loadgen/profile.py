@@ -13,6 +13,7 @@ from typing import Any
 
 from config_reader import SHARE_TOLERANCE, TOP, ConfigError, Reader
 from loadgen.bad_inputs import CASE_NAMES
+from loadgen.dialects import DEFAULT_DIALECT, DIALECTS
 from loadgen.events import CATALOGS
 from loadgen.libraries import LIBRARIES, SOURCE_KIND_GROUP, SOURCE_LIBRARY
 
@@ -64,6 +65,7 @@ class Profile:
     bad_input_cases: dict[str, float]
     gzip_engine: str
     gzip_level: int
+    dialect: str = "segment"  # whose client libraries the sources speak as: loadgen.dialects.DIALECTS
 
 
 _TOP_KEYS = (
@@ -80,6 +82,7 @@ _TOP_KEYS = (
     "replay",
     "bad_inputs",
     "gzip",
+    "dialect",
 )
 _FUNNEL_KEYS = ("view_after_search", "add_after_view", "checkout_after_add", "order_after_checkout")
 
@@ -213,6 +216,10 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
         gz.get("level", 1 if gzip_engine == "isal" else 6), "gzip.level", minimum=low, maximum=high
     )
 
+    dialect = doc.get("dialect", DEFAULT_DIALECT)
+    if dialect not in DIALECTS:
+        raise r.fail("dialect", f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+
     return Profile(
         path=path,
         name=str(doc.get("name", path.stem)),
@@ -238,6 +245,7 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
         bad_input_cases=bad_cases,
         gzip_engine=gzip_engine,
         gzip_level=gzip_level,
+        dialect=dialect,
     )
 
 

@@ -28,10 +28,11 @@ import numpy as np
 import orjson
 
 from loadgen.bad_inputs import CASES, basic_auth, build_bad_request
+from loadgen.dialects import HTTP_AUTH_SHARES, library_for
 from loadgen.encoding import MS3, IdEncoder, TimestampCache, gzip_bytes, gzip_function
 from loadgen.events import CATALOGS, PAGES, SCREENS
 from loadgen.ids import IdStyle
-from loadgen.libraries import LIBRARIES, SOURCE_LIBRARY, Auth, LibraryModel
+from loadgen.libraries import Auth, LibraryModel
 from loadgen.limits import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from loadgen.population import BROWSER_AGENTS, Population
 from loadgen.profile import Profile
@@ -41,7 +42,6 @@ CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 IDENTIFY, TRACK, PAGE, SCREEN, GROUP, ALIAS = range(6)
 _ONE_CALL_TYPE = tuple((t,) for t in range(len(CALL_TYPES)))  # a browser request's one message, shared
 HTTP_SINGLE_CALL_SHARE = 0.7  # assumption: most direct HTTP callers post one call to /v1/<type>
-HTTP_AUTH_SHARES = ((Auth.BASIC, 0.60), (Auth.BODY, 0.25), (Auth.BEARER_AND_BODY, 0.15))  # assumption
 SESSIONS_PER_CATALOG = 256
 _NO_SESSION: Iterator[tuple[bytes, bytes]] = iter(())
 _BUFFER = 8192
@@ -123,7 +123,8 @@ class _EventPool:
     tails close the message themselves (see Population.tail).
     """
 
-    def __init__(self, kind: str, profile: Profile, seed: int) -> None:
+    def __init__(self, kind: str, profile: Profile, seed: int, end: bytes = b',"integrations":{}') -> None:
+        """`end`: what closes a browser message after its context (its library's integrations, fields)."""
         rng = random.Random(f"{seed}:{kind}:events")
         self.heads: list[bytes] = []
         self.tails: list[bytes] = []
@@ -143,7 +144,7 @@ class _EventPool:
                         {"type": "track", "event": event.name, "properties": event.properties}
                     )
                     self.heads.append(head[:-1])
-                    self.tails.append(page_tail(event.page or PAGES[0]) if web else b"")
+                    self.tails.append(page_tail(event.page or PAGES[0], end) if web else b"")
                 scripts.append(script)
             self.sessions[catalog_name] = scripts
             self.events[catalog_name] = [
@@ -164,8 +165,9 @@ class _EventPool:
             orjson.dumps({"type": "page", "name": p["title"], "properties": p})[:-1] for p in PAGES
         ]
         self.page_tails = [
-            page_tail(p) if web else b"" for p in PAGES
+            page_tail(p, end) if web else b"" for p in PAGES
         ]  # a server's page call: no context.page
+        self.account_tail = page_tail(_ACCOUNT_PAGE, end)  # a browser's identify, group and alias
         self.screen_heads = [
             orjson.dumps({"type": "screen", "name": s, "properties": {}})[:-1] for s in SCREENS
         ]
@@ -189,23 +191,14 @@ def categorical(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndar
     return out
 
 
-def page_tail(page: Mapping[str, str]) -> bytes:
-    """The browser message's end: the page object closing its context, then integrations."""
-    return orjson.dumps(page) + b'},"integrations":{}'
-
-
-def _browser_path(call_type: str) -> str:
-    return f"/v1/{call_type[:1]}"
-
-
-def _single_call_path(call_type: str) -> str:
-    return f"/v1/{call_type}"
+def page_tail(page: Mapping[str, str], end: bytes = b',"integrations":{}') -> bytes:
+    """The browser message's end: the page object closing its context, then integrations (`end`)."""
+    return orjson.dumps(page) + b"}" + end
 
 
 _MS3Q = [milli + b'"' for milli in MS3]  # a timestamp's milliseconds, Z and closing quote
-_BROWSER_PATHS = tuple(f"/v1/{t[0]}" for t in CALL_TYPES)
-_ACCOUNT_PAGE_TAIL = page_tail({"path": "/account", "referrer": "", "search": "", "title": "Your account",
-                                "url": "https://www.example-shop.com/account"})  # fmt: skip
+_ACCOUNT_PAGE = {"path": "/account", "referrer": "", "search": "", "title": "Your account",
+                 "url": "https://www.example-shop.com/account"}  # fmt: skip
 
 
 class _Source:
@@ -215,7 +208,7 @@ class _Source:
         profile = gen.profile
         self.gen = gen
         self.name = name
-        self.library: LibraryModel = LIBRARIES[SOURCE_LIBRARY[name]]
+        self.library: LibraryModel = library_for(profile.dialect, name)
         lib = self.library
         self.kind = lib.source_kind
         self.web = self.kind == "web"
@@ -240,7 +233,9 @@ class _Source:
         self.identify_heads: dict[int, bytes] = {}
         self.headers_by_auth = {auth: self._headers(auth) for auth in Auth}
         self.shapes = {auth: (self.headers_by_auth[auth], self.body_key(auth, write_key)) for auth in Auth}
-        self.agent_per_user = self.web or lib.name == "analytics-ios"
+        self.agent_per_user = self.web or lib.apple or lib.anonymous_id_header
+        self.auth_shares = HTTP_AUTH_SHARES[profile.dialect]
+        self.single_paths = tuple(lib.single_path(t) for t in CALL_TYPES)
         self.agent_headers: dict[tuple[Auth, str], dict[str, str]] = {}
         self.single_calls = self.web or self.kind == "http"
         self.batches = lib.batches
@@ -255,12 +250,12 @@ class _Source:
         ] = {}  # see build_messages  # a known user's alias (from the email)
         self.scripts = [self.events.events[catalog] for catalog in self.events.catalogs]
         self.id_prefixed = lib.id_style is not IdStyle.PLAIN
-        self.id_opening = b',"messageId":"' + (
-            lib.id_style.value.encode() + b"-%d-" if self.id_prefixed else b""
-        )
+        self.id_opening = b',"messageId":"' + lib.id_style.prefix_format()
         self.close_start = b',"sentAt":"' if self.web else b'],"sentAt":"'
         self.close_end = b'"' + self.shapes[lib.auth][1] + b"}"
-        self.ids = gen.ids
+        self.ids = gen.id_encoder(lib.timestamp_key)
+        self.per_request_headers = lib.anonymous_id_header or lib.sent_at_header
+        self.anonymous_id_headers: dict[int, str] = {}
         self.stamps = gen.timestamps.stamps  # cleared in place when full, never replaced
         self.event_headers = self.headers_by_auth[lib.auth]
         self.retry_count_header = lib.retry.retry_count_header
@@ -275,7 +270,7 @@ class _Source:
         self.live_messages = self.device_messages if self.kind == "mobile" else self.caller_messages
         if self.web:  # one header set per browser the population uses
             self.browser_headers = [
-                dict(self.headers_by_auth[Auth.BODY], **{"User-Agent": agent}) for agent in BROWSER_AGENTS
+                dict(self.headers_by_auth[lib.auth], **{"User-Agent": agent}) for agent in BROWSER_AGENTS
             ]
             self.headers_of_user = [self.browser_headers[agent] for agent in self.pop.agent_index]
             self.page_parts = list(zip(self.events.page_heads, self.events.page_tails, strict=True))
@@ -305,7 +300,20 @@ class _Source:
             headers["Accept"] = "*/*"
         elif self.kind == "server" and lib.name == "analytics-ruby":
             headers["Accept"] = "application/json"
+        headers.update(lib.extra_headers)
         return headers
+
+    def _add_rudder_headers(self, headers: dict[str, str], user: int) -> None:
+        """RudderStack's per-request headers: `AnonymousId` (base64 of the user's) and `SentAt`."""
+        lib = self.library
+        if lib.anonymous_id_header:
+            value = self.anonymous_id_headers.get(user)
+            if value is None:
+                value = base64.b64encode(self.pop.anonymous_id(user).encode()).decode("ascii")
+                self.anonymous_id_headers[user] = value
+            headers["AnonymousId"] = value
+        if lib.sent_at_header:
+            headers["SentAt"] = self.gen.sent_at.decode("ascii")
 
     @staticmethod
     def body_key(auth: Auth, write_key: str) -> bytes:
@@ -317,11 +325,11 @@ class _Source:
         if self.kind != "http":
             return self.library.auth
         roll = self.r.random()
-        for auth, share in HTTP_AUTH_SHARES:
+        for auth, share in self.auth_shares:
             if roll < share:
                 return auth
             roll -= share
-        return HTTP_AUTH_SHARES[-1][0]
+        return self.auth_shares[-1][0]
 
     # random draws in bulk ----------------------------------------------------------------------
 
@@ -401,7 +409,7 @@ class _Source:
         guard = MAX_BATCH_BYTES - _BATCH_GUARD if bulk else self.batch_guard
         guarded = count * _MESSAGE_BYTES_ESTIMATE > guard
         page_heads, page_tails, screen_heads = events.page_heads, events.page_tails, events.screen_heads
-        identity_tail = _ACCOUNT_PAGE_TAIL if self.web else b""
+        identity_tail = events.account_tail if self.web else b""
         brace = b"}" if self.web else b""  # a browser event's tail leaves the message open
         last = count - 1
         # each message's distance back from end_ms; a full batch's step depends on its size alone
@@ -537,7 +545,11 @@ class _Source:
             body = self.gzip(body)
         headers = self.user_headers.get(user) if self.agent_per_user else self.event_headers
         if headers is None:
-            headers = self.user_headers[user] = self.agent_headers_for(self.library.auth, user, False)
+            headers = self.agent_headers_for(self.library.auth, user, False)
+            if self.per_request_headers:  # a device's own AnonymousId on each of its batches
+                headers = dict(headers)
+                self._add_rudder_headers(headers, user)
+            self.user_headers[user] = headers
         n = len(messages)
         return _event_request(
             self.name,
@@ -691,7 +703,7 @@ class _Source:
         elif t == PAGE:
             head, etail = self.page_parts[self.page_picks[pos]]
         else:
-            head, etail = self._identity_call(t, user), _ACCOUNT_PAGE_TAIL
+            head, etail = self._identity_call(t, user), self.events.account_tail
         pop = self.pop
         tail = pop.tails.get(user) or pop.tail(user)
         gen = self.gen
@@ -710,7 +722,10 @@ class _Source:
         stamp = self.stamps.get(ms) or gen.timestamps.stamp(ms)
         id_open = self.last_id_open
         join = b"".join
-        return _event_request(self.name, "analytics.js", _BROWSER_PATHS[t], self.headers_of_user[user].copy(),
+        headers = self.headers_of_user[user].copy()
+        if self.per_request_headers:
+            self._add_rudder_headers(headers, user)
+        return _event_request(self.name, self.library.name, self.single_paths[t], headers,
                               join((head, id_open, id_part, stamp, tail, etail, self.last_close)),
                               range(seq, seq + 1), 1, sent_ms,
                               [join((head, id_open, id_part, stamp, tail, etail, b"}"))], None,
@@ -737,8 +752,7 @@ class _Source:
         headers, key = self.shapes[auth]
         sent_at = self.gen.timestamps.encode(sent_ms)
         if len(messages) == 1 and not bulk and self.single_calls:
-            kind = CALL_TYPES[kinds[0]]
-            path = f"/v1/{kind[0]}" if self.web else f"/v1/{kind}"
+            path = self.single_paths[kinds[0]]
             body = b"".join((messages[0][:-1], b',"sentAt":"', sent_at, b'"', key, b"}"))
         else:
             path = self.batch_path
@@ -747,7 +761,12 @@ class _Source:
             body = gzip_bytes(body, self.gzip_level, self.gzip_engine)
         if self.agent_per_user:
             headers = self.agent_headers_for(auth, user, bulk)
-        return path, headers.copy(), body
+        headers = headers.copy()
+        if self.per_request_headers:
+            if self.gen.ms != sent_ms:
+                self.gen.at_ms(sent_ms)
+            self._add_rudder_headers(headers, user)
+        return path, headers, body
 
 
 class TrafficGenerator:
@@ -773,6 +792,7 @@ class TrafficGenerator:
         self.clock = clock
         self.next_seq = 0
         self.ids = IdEncoder(run, stream)
+        self._id_encoders = {"timestamp": self.ids}
         self.timestamps = TimestampCache()
         self.ms = -1
         self.ms_half = self.sent_at = b""
@@ -847,8 +867,20 @@ class TrafficGenerator:
     def event_pool(self, kind: str) -> _EventPool:
         pool = self._pools.get(kind)
         if pool is None:
-            pool = self._pools[kind] = _EventPool(kind, self.profile, self.seed)
+            end = b',"integrations":{}'
+            if kind == "web":  # the browser library's own message end
+                lib = library_for(self.profile.dialect, "web")
+                end = (b"" if lib.integrations is None else b',"integrations":' + lib.integrations) + lib.message_extras
+            pool = self._pools[kind] = _EventPool(kind, self.profile, self.seed, end)
         return pool
+
+    def id_encoder(self, timestamp_key: str) -> IdEncoder:
+        """The stream's messageId encoder for libraries whose event time is `timestamp_key`."""
+        encoder = self._id_encoders.get(timestamp_key)
+        if encoder is None:
+            key = b'","' + timestamp_key.encode() + b'":"'
+            encoder = self._id_encoders[timestamp_key] = IdEncoder(self.run, self.stream, key)
+        return encoder
 
     def _source(self, source: str) -> _Source:
         try:
@@ -902,11 +934,7 @@ class TrafficGenerator:
         headers = dict(src.headers_by_auth[auth])
         if src.web:
             headers["User-Agent"] = src.pop.user_agent(0)
-        single = None
-        if src.web:
-            single = _browser_path
-        elif src.kind == "http":
-            single = _single_call_path
+        single = src.library.single_path if src.single_calls else None
         bad = build_bad_request(case, decoded, single_path=single, batch_path=lib.path if lib.batches else "/v1/batch",
                                 headers=headers, write_key=src.write_key,
                                 sent_at=self.timestamps.encode(sent_ms).decode(), rng=src.r)  # fmt: skip
