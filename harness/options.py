@@ -11,6 +11,7 @@ from config_reader import TOP, Reader
 from gate.thresholds import ThresholdError
 from harness.plan import LATENCY_BUDGET
 from harness.rate_curves import SHAPES
+from loadgen.dialects import DIALECTS
 from loadgen.profile import DEFAULT_PROFILE, ProfileError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class HarnessOptions:
     duplicate_share: float | None
     bad_input_share: float | None
     replay_share: float | None
+    dialect: str | None
     slo: str
     run_id: str
     seed: int | None
@@ -59,9 +61,9 @@ class HarnessOptions:
         values["web_host"] = values["web_host"] or ""
         return cls(**values)
 
-    def profile_overrides(self) -> dict[str, float]:
-        """The profile fields the command line overrides (--duplicate-share and friends)."""
-        names = ("duplicate_share", "bad_input_share", "replay_share")
+    def profile_overrides(self) -> dict[str, float | str]:
+        """The profile fields the command line overrides (--duplicate-share and friends, --dialect)."""
+        names = ("duplicate_share", "bad_input_share", "replay_share", "dialect")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
@@ -105,6 +107,12 @@ def add_options(parser: Any) -> None:
         type=float,
         default=None,
         help="share of requests that replay historical traffic (old timestamps, big batches; overrides the profile)",
+    )
+    group.add_argument(
+        "--dialect",
+        choices=DIALECTS,
+        default=None,
+        help="whose client libraries the sources speak as: segment or rudderstack (overrides the profile)",
     )
     group.add_argument("--slo", default="", help="SLO thresholds YAML; default: the bundled thresholds")
     group.add_argument("--run-id", default="", help="a name for this run (default: generated)")

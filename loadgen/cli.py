@@ -8,9 +8,12 @@ The write keys are placeholders (`example-<source>-key`): this command never rea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import zlib
 from typing import Any
+
+from loadgen.dialects import DIALECTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=int, default=1, help="run number written into the messageIds")
     parser.add_argument("--stream", type=int, default=0, help="stream number written into the messageIds")
     parser.add_argument("--source", action="append", help="only these sources (repeatable)")
+    parser.add_argument(
+        "--dialect",
+        choices=DIALECTS,
+        default=None,
+        help="whose client libraries the sources speak as (default: the profile's, else segment)",
+    )
     parser.add_argument(
         "--at",
         type=float,
@@ -67,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         print(f"harness traffic: {exc}", file=sys.stderr)
         return 2
+    if args.dialect:
+        profile = dataclasses.replace(profile, dialect=args.dialect)
     clock = (lambda: args.at) if args.at is not None else None
     kwargs = {"clock": clock} if clock else {}
     gen = TrafficGenerator(profile, seed=args.seed, run=args.run, stream=args.stream,

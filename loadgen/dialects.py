@@ -112,6 +112,7 @@ RUDDERSTACK_LIBRARIES: dict[str, LibraryModel] = {
         integrations=None,  # captured: no integrations key
         message_extras=b',"channel":"server","_metadata":{"nodeVersion":"20.20.2"}',  # captured
         timestamp_key="originalTimestamp",  # captured
+        batch_timestamp=True,  # captured: {"batch": [...], "timestamp": ..., "sentAt": ...}
     ),
     # rudder-sdk-python 2.1.9 (import rudderstack.analytics), run against the capture server: captured
     "rudder-python": LibraryModel(

@@ -97,6 +97,7 @@ class LibraryModel:
     integrations: bytes | None = b"{}"  # each message's `integrations` value as JSON (None: no key)
     message_extras: bytes = b""  # more top-level message fields as JSON members, e.g. `,"channel":"web"`
     timestamp_key: str = "timestamp"  # the event-time field: "timestamp" or "originalTimestamp"
+    batch_timestamp: bool = False  # a batch body's own `timestamp` (the send time) before its sentAt
 
     @property
     def batches(self) -> bool:

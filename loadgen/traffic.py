@@ -253,6 +253,7 @@ class _Source:
         self.id_opening = b',"messageId":"' + lib.id_style.prefix_format()
         self.close_start = b',"sentAt":"' if self.web else b'],"sentAt":"'
         self.close_end = b'"' + self.shapes[lib.auth][1] + b"}"
+        self.batch_timestamp = lib.batch_timestamp
         self.ids = gen.id_encoder(lib.timestamp_key)
         self.per_request_headers = lib.anonymous_id_header or lib.sent_at_header
         self.anonymous_id_headers: dict[int, str] = {}
@@ -526,6 +527,8 @@ class _Source:
         opening = self.id_opening
         self.last_id_open = (opening % sent_ms if self.id_prefixed else opening) + gen.ms_half
         self.last_close = self.close_start + gen.sent_at + self.close_end
+        if self.batch_timestamp and not self.web:  # the batch's own `timestamp` (rudder-sdk-node)
+            self.last_close = b'],"timestamp":"' + gen.sent_at + b'"' + self.last_close[1:]
 
     def batch_request(self, sent_ms: int) -> PreparedRequest:
         """Live events of a batching library (mobile, server) as one POST of its batch endpoint."""
@@ -756,7 +759,8 @@ class _Source:
             body = b"".join((messages[0][:-1], b',"sentAt":"', sent_at, b'"', key, b"}"))
         else:
             path = self.batch_path
-            body = b"".join((b'{"batch":[', b",".join(messages), b'],"sentAt":"', sent_at, b'"', key, b"}"))
+            stamp = b'"timestamp":"' + sent_at + b'",' if lib.batch_timestamp else b""
+            body = b"".join((b'{"batch":[', b",".join(messages), b"],", stamp, b'"sentAt":"', sent_at, b'"', key, b"}"))
         if lib.gzip:
             body = gzip_bytes(body, self.gzip_level, self.gzip_engine)
         if self.agent_per_user:
