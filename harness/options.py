@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from harness.plugin import Harness
 
 DEFAULT_TARGET_RATE = 1000.0
+SANDBOX_DIALECTS = ("any", "rudderstack")  # sandbox.config.DIALECTS (the harness does not import the sandbox)
+PREFLIGHT_MODES = ("fail", "warn", "off")
 DEFAULT_METRICS_PORT = 9646
 
 
@@ -41,6 +43,8 @@ class HarnessOptions:
     write_key: str = field(repr=False)
     monitor_url: str
     sandbox_faults: str
+    sandbox_dialect: str
+    preflight: str
     delivery_wait: float
     loss_deadline: float
     canary_interval: float
@@ -150,6 +154,20 @@ def add_options(parser: Any) -> None:
         help="seconds after its send that the bundled monitor counts an undelivered message as lost",
     )
     group.add_argument(
+        "--sandbox-dialect",
+        choices=SANDBOX_DIALECTS,
+        default="any",
+        help="how the bundled sandbox answers: any (every Segment-style request) or rudderstack "
+        "(as RudderStack's data plane does)",
+    )
+    group.add_argument(
+        "--preflight",
+        choices=PREFLIGHT_MODES,
+        default="fail",
+        help="before the load, send one request of every (endpoint, auth, encoding) the profile uses and "
+        "print what the target answered; fail: stop with exit 2 if any kind is refused; warn: go on; off",
+    )
+    group.add_argument(
         "--canary-interval",
         type=float,
         default=1.0,
@@ -215,6 +233,8 @@ def option_errors(harness: Harness) -> list[str]:
             errors.append(f"--slo: {exc}")
         except OSError as exc:
             errors.append(f"--slo {options.slo}: cannot read it ({exc.strerror or exc})")
+    if options.host and options.sandbox_dialect != "any":
+        errors.append("--sandbox-dialect applies to the bundled sandbox only; drop it or drop --host")
     if options.sandbox_faults:
         if options.host:
             errors.append("--sandbox-faults applies to the bundled sandbox only; drop it or drop --host")
