@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from harness.preflight import PREFLIGHT_STREAM
+
 pytestmark = pytest.mark.e2e
 
 # Bad inputs carry Segment's expected answers and duplicate re-sends expect dedupe, which RudderStack
@@ -44,6 +46,10 @@ def test_rudderstack_dialect_runs_against_rudderstack_with_nothing_refused(locus
     summary = run.summary()
     assert set(summary["load"]["requests_by_class"]) == {"2xx"}, summary["load"]["requests_by_class"]
     _exact(summary)
+    (audited,) = summary["delivery"]["runs"]
+    assert {"stream": PREFLIGHT_STREAM, "final": True}.items() <= next(
+        s for s in audited["streams"] if s["stream"] == PREFLIGHT_STREAM
+    ).items(), "the preflight's messages are in the audit, under their own stream"
 
 
 @pytest.mark.parametrize("dialect", ["segment", "rudderstack"])
