@@ -252,7 +252,7 @@ EVIDENCE: dict[str, str] = {
     "rudder-go": "source code + assumption",
     "rudder-java": "assumption",
     "rudder-php": "source code + assumption",
-    "rudder-dotnet": "assumption",
+    "rudder-dotnet": "source code (README) + assumption",
     "rudder-http": "assumption",
 }
 """How the facts of each RudderStack library model were learned (its comments say which field how)."""
