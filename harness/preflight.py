@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import gevent
+
 from harness.ingest_client import Answer, IngestClient
 from loadgen.dialects import DIALECTS
 from loadgen.ids import MAX_STREAM
@@ -25,6 +27,9 @@ from loadgen.traffic import PreparedRequest, TrafficGenerator
 
 PREFLIGHT_STREAM = MAX_STREAM - 1
 """The preflight's own messageId stream (the canary has MAX_STREAM, workers count up from 0)."""
+ATTEMPTS = 4
+"""Sends of one probe at most while the answer is a 5xx or 429 (the same messageIds, as an SDK retries)."""
+RETRY_DELAY = 0.25
 SAMPLE_REQUESTS = 2000
 SAMPLE_MESSAGES = 20_000
 """A source's sample ends at whichever comes first (HTTP callers, whose requests vary most: five times both)."""
@@ -53,6 +58,16 @@ class Probe:
     def accepted(self) -> bool:
         status = self.answer.status if self.answer else None
         return status is not None and 200 <= status < 300
+
+    @property
+    def refused(self) -> bool:
+        """The target will not take this kind: no answer at all, or a 4xx other than 429.
+
+        A 5xx or 429 that outlasted the retries says the target is struggling, not that it cannot
+        take the kind: reported, not a reason to stop.
+        """
+        status = self.answer.status if self.answer else None
+        return status is None or (400 <= status < 500 and status != 429)
 
     def answer_text(self) -> str:
         if self.answer is None:
@@ -109,7 +124,8 @@ def plan_probes(profile: Profile, *, seed: int, run: int, write_keys: Mapping[st
 
 def run_preflight(probes: list[Probe], target: str, ledger: SentLedger,
                   send: Callable[[PreparedRequest], Answer] | None = None) -> list[Probe]:  # fmt: skip
-    """Send each probe's request once and record the outcome in `ledger`; returns the refused probes."""
+    """Send each probe's request (again on a 5xx or 429) and record the outcome in `ledger`; returns the
+    refused probes."""
     client = IngestClient(target) if send is None else None
     send = send or client.send  # type: ignore[union-attr]
     try:
@@ -118,6 +134,12 @@ def run_preflight(probes: list[Probe], target: str, ledger: SentLedger,
             if request is None:
                 continue
             probe.answer = send(request)
+            for _ in range(ATTEMPTS - 1):
+                status = probe.answer.status
+                if status is None or not (status == 429 or status >= 500):
+                    break
+                gevent.sleep(RETRY_DELAY)
+                probe.answer = send(request)
             status = probe.answer.status
             if probe.accepted:
                 ledger.record_accepted(request.source, request.seqs, request.sent_ms)
@@ -128,7 +150,7 @@ def run_preflight(probes: list[Probe], target: str, ledger: SentLedger,
     finally:
         if client is not None:
             client.close()
-    return [p for p in probes if not p.accepted]
+    return [p for p in probes if p.refused]
 
 
 def table(probes: list[Probe], target: str, dialect: str) -> str:
@@ -136,7 +158,7 @@ def table(probes: list[Probe], target: str, dialect: str) -> str:
     head = ("", "endpoint", "auth", "encoding", "sources", "share", "answer")
     rows = [
         (
-            "ok" if p.accepted else "REFUSED",
+            "ok" if p.accepted else "REFUSED" if p.refused else "5xx/429",
             f"POST {p.kind.path}",
             p.kind.auth,
             p.kind.encoding,

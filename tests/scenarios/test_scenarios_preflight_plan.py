@@ -57,3 +57,14 @@ def test_table_and_refusal_name_endpoint_answer_and_fix(plans):
     message = refusal_message([p for p in probes if not p.accepted], "segment")
     assert "POST /v1/t (writeKey in body, identity) -> 404 page not found" in message
     assert "--dialect rudderstack" in message and "(web)" in message
+
+
+@pytest.mark.parametrize(
+    ("status", "accepted", "refused"),
+    [(200, True, False), (404, False, True), (401, False, True), (429, False, False), (503, False, False),
+     (None, False, True)],
+)  # fmt: skip
+def test_only_a_4xx_or_no_answer_is_a_refusal(status, accepted, refused):
+    """A 5xx or 429 that outlasted the retries is the target struggling, not refusing the kind."""
+    probe = Probe(Kind("/v1/batch", "Basic", "gzip"), answer=Answer(status))
+    assert (probe.accepted, probe.refused) == (accepted, refused)
