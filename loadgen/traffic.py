@@ -915,6 +915,8 @@ class TrafficGenerator:
         path, headers, body = src.assemble(messages, [CALL_TYPES.index(first["type"])], 0, sent_ms)
         if src.web:  # the same visitor's browser sends the retry
             headers["User-Agent"] = first["context"]["userAgent"]
+        if src.library.anonymous_id_header and first.get("anonymousId"):  # and its own AnonymousId
+            headers["AnonymousId"] = base64.b64encode(first["anonymousId"].encode()).decode("ascii")
         return PreparedRequest(src.name, src.library.name, "POST", path, headers, body, seqs, len(seqs), sent_ms,
                                kind="duplicate", retry_count_header=src.library.retry.retry_count_header)  # fmt: skip
 
