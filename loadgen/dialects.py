@@ -164,7 +164,9 @@ RUDDERSTACK_LIBRARIES: dict[str, LibraryModel] = {
         max_batch_bytes=500_000,  # source code (the 500 KB note)
         id_style=IdStyle.PLAIN,  # source code (uid: uuid.NewRandom)
         # assumption: backo's defaults, any non-2xx retried as in Segment's analytics-go
-        retry=RetryPolicy(max_attempts=10, base_delay=0.1, max_delay=10.0, jitter=0.5, retry_on=RetryOn.ANY_NON_2XX),
+        retry=RetryPolicy(
+            max_attempts=10, base_delay=0.1, max_delay=10.0, jitter=0.5, retry_on=RetryOn.ANY_NON_2XX
+        ),
         user_agent="analytics-go (version: 4.2.1)",  # assumption
         integrations=_ALL,  # assumption
         message_extras=b',"channel":"server"',  # assumption

@@ -108,6 +108,12 @@ class LibraryModel:
         """An iOS library: Apple devices and a CFNetwork User-Agent per device."""
         return self.name in APPLE_LIBRARIES
 
+    @property
+    def message_end(self) -> bytes:
+        """What follows a message's context: `,"integrations":..` and the library's extra fields (no brace)."""
+        integrations = b"" if self.integrations is None else b',"integrations":' + self.integrations
+        return integrations + self.message_extras
+
     def single_path(self, call_type: str) -> str:
         """The endpoint one call of `call_type` is posted to when sent alone."""
         short = self.source_kind == "web" if self.short_paths is None else self.short_paths

@@ -198,9 +198,7 @@ class Population:
             if a[7] % 100 < 15:
                 ctx["campaign"] = CAMPAIGNS[a[7] % len(CAMPAIGNS)]
             return ctx
-        apple = self.library.apple or (
-            self.library.name == "Analytics.Xamarin" and a[1] % 3 == 0
-        )
+        apple = self.library.apple or (self.library.name == "Analytics.Xamarin" and a[1] % 3 == 0)
         tracking = a[3] % 100 < 40
         if apple:
             model, name, (height, width, density) = IOS_DEVICES[a[1] % len(IOS_DEVICES)]
@@ -264,9 +262,7 @@ class Population:
             if self.kind == "web":
                 context = b',"context":' + encoded[:-1] + b',"page":'
             else:
-                lib = self.library
-                integrations = b"" if lib.integrations is None else b',"integrations":' + lib.integrations
-                context = b',"context":' + encoded + integrations + lib.message_extras + b"}"
+                context = b',"context":' + encoded + self.library.message_end + b"}"
             self._contexts[self._context_key(user)] = context
         # both ids are ASCII letters, digits and dashes: written as orjson would, without the dict
         if not self.identified[user]:

@@ -304,8 +304,8 @@ class _Source:
         headers.update(lib.extra_headers)
         return headers
 
-    def _add_rudder_headers(self, headers: dict[str, str], user: int) -> None:
-        """RudderStack's per-request headers: `AnonymousId` (base64 of the user's) and `SentAt`."""
+    def _add_rudder_headers(self, headers: dict[str, str], user: int, sent_at: bytes | None) -> None:
+        """RudderStack's per-request headers: `AnonymousId` (base64 of the user's) and `SentAt` (the body's)."""
         lib = self.library
         if lib.anonymous_id_header:
             value = self.anonymous_id_headers.get(user)
@@ -313,8 +313,8 @@ class _Source:
                 value = base64.b64encode(self.pop.anonymous_id(user).encode()).decode("ascii")
                 self.anonymous_id_headers[user] = value
             headers["AnonymousId"] = value
-        if lib.sent_at_header:
-            headers["SentAt"] = self.gen.sent_at.decode("ascii")
+        if lib.sent_at_header and sent_at is not None:
+            headers["SentAt"] = sent_at.decode("ascii")
 
     @staticmethod
     def body_key(auth: Auth, write_key: str) -> bytes:
@@ -549,9 +549,9 @@ class _Source:
         headers = self.user_headers.get(user) if self.agent_per_user else self.event_headers
         if headers is None:
             headers = self.agent_headers_for(self.library.auth, user, False)
-            if self.per_request_headers:  # a device's own AnonymousId on each of its batches
-                headers = dict(headers)
-                self._add_rudder_headers(headers, user)
+            if self.per_request_headers:  # a device's own AnonymousId on each of its batches (no SentAt:
+                headers = dict(headers)  # only the browser SDK, which sends no batches here, writes one)
+                self._add_rudder_headers(headers, user, None)
             self.user_headers[user] = headers
         n = len(messages)
         return _event_request(
@@ -727,7 +727,7 @@ class _Source:
         join = b"".join
         headers = self.headers_of_user[user].copy()
         if self.per_request_headers:
-            self._add_rudder_headers(headers, user)
+            self._add_rudder_headers(headers, user, gen.sent_at)
         return _event_request(self.name, self.library.name, self.single_paths[t], headers,
                               join((head, id_open, id_part, stamp, tail, etail, self.last_close)),
                               range(seq, seq + 1), 1, sent_ms,
@@ -760,16 +760,16 @@ class _Source:
         else:
             path = self.batch_path
             stamp = b'"timestamp":"' + sent_at + b'",' if lib.batch_timestamp else b""
-            body = b"".join((b'{"batch":[', b",".join(messages), b"],", stamp, b'"sentAt":"', sent_at, b'"', key, b"}"))
+            body = b"".join(
+                (b'{"batch":[', b",".join(messages), b"],", stamp, b'"sentAt":"', sent_at, b'"', key, b"}")
+            )
         if lib.gzip:
             body = gzip_bytes(body, self.gzip_level, self.gzip_engine)
         if self.agent_per_user:
             headers = self.agent_headers_for(auth, user, bulk)
         headers = headers.copy()
         if self.per_request_headers:
-            if self.gen.ms != sent_ms:
-                self.gen.at_ms(sent_ms)
-            self._add_rudder_headers(headers, user)
+            self._add_rudder_headers(headers, user, sent_at)
         return path, headers, body
 
 
@@ -873,8 +873,7 @@ class TrafficGenerator:
         if pool is None:
             end = b',"integrations":{}'
             if kind == "web":  # the browser library's own message end
-                lib = library_for(self.profile.dialect, "web")
-                end = (b"" if lib.integrations is None else b',"integrations":' + lib.integrations) + lib.message_extras
+                end = library_for(self.profile.dialect, "web").message_end
             pool = self._pools[kind] = _EventPool(kind, self.profile, self.seed, end)
         return pool
 
