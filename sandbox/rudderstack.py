@@ -13,7 +13,9 @@ imitated so the harness's own tests can show a target that refuses another diale
   RudderStack (a Segment-style API answers 400), the one input this mode answers with a 5xx;
 - no dedupe by messageId unless `dedupe.enabled: true` (see Config.dedupe_enabled).
 Bodies are plain text, as RudderStack's are; the answer to a request that was not observed there
-(bad JSON, an oversized body, a wrong method) keeps the sandbox's status with a text body.
+(bad JSON, an oversized body, a wrong method) keeps the sandbox's status with a text body. The size
+limits stay as configured (`ingest.*`): RudderStack accepted a batch over 500 KB; raise
+`ingest.max_batch_bytes` to imitate that too.
 """
 
 from __future__ import annotations
