@@ -13,7 +13,12 @@ CPU time (`time.process_time`), not wall time: the machine is shared with other 
 are "per core" whatever else runs. The gzip table shows what compressing the mobile bodies costs with
 zlib at levels 1..6 and with ISA-L (python-isal) at levels 0..2.
 
-Run: python bench/generator.py [--messages N] [--repeats R]. The last line is one JSON object.
+Tracking plans: each repeat also runs the same profile with every source kind's events taken from a
+tracking plan instead of the built-in catalogs (`--plan`, by default the 23-event Segment plan of
+tests/loadgen/plans, nested objects, arrays, enums and formats); `plan_ratio` is its rate over the
+built-in catalogs' rate, best run against best run, and `plan_ratio_per_repeat` run against run.
+
+Run: python bench/generator.py [--messages N] [--repeats R] [--plan FILE]. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -28,13 +33,27 @@ import timeit
 import uuid
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import orjson
 from isal import isal_zlib
 
 from loadgen.profile import DEFAULT_PROFILE, Profile, load_profile
+from loadgen.tracking_plan import load_plan
 from loadgen.traffic import TrafficGenerator
+
+DEFAULT_PLAN = Path(__file__).resolve().parent.parent / "tests" / "loadgen" / "plans" / "segment_shop.json"
+
+
+def with_plan(profile: Profile, plan_path: Path) -> Profile:
+    """The profile with every kind's track events from the tracking plan instead of the built-in catalogs."""
+    plan = load_plan(plan_path, "plan")
+    return dataclasses.replace(
+        profile,
+        catalogs={**profile.catalogs, "plan": plan.catalog("plan")},
+        events={kind: {"plan": 1.0} for kind in profile.events},
+    )
 
 
 def make_generator(profile: Profile, seed: int) -> tuple[TrafficGenerator, list[str], list[int]]:
@@ -153,6 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=600_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help="tracking plan for the plan runs")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         cpu = sorted(os.sched_getaffinity(0))[-1]
@@ -165,7 +185,9 @@ def main() -> int:
     gen, names, order = make_generator(profile, 11)
     run_model(gen, names, order, 50_000)  # warm: event pools, user tails, caches
     samples = decoded_samples(gen, names)
-    model_rates, naive_rates, same_gzip_rates = [], [], []
+    plan_profile = with_plan(profile, args.plan)
+    print(f"plan runs: {args.plan}")
+    model_rates, naive_rates, same_gzip_rates, plan_rates = [], [], [], []
     for _ in range(args.repeats):
         gen, names, order = make_generator(profile, 11)
         run_model(gen, names, order, 50_000)
@@ -181,6 +203,12 @@ def main() -> int:
         same_gzip_rates.append(built / seconds)
         print(f"naive (model's gzip): {built} messages, {seconds:.3f} s, {built / seconds:,.0f} msg/s")
         print(f"this repeat: model / naive = {model_rates[-1] / naive_rates[-1]:.2f}")
+        plan_gen, plan_names, plan_order = make_generator(plan_profile, 11)
+        run_model(plan_gen, plan_names, plan_order, 50_000)
+        built, seconds, requests = run_model(plan_gen, plan_names, plan_order, args.messages)
+        plan_rates.append(built / seconds)
+        print(f"model with the tracking plan: {built} messages in {requests} requests, {seconds:.3f} s, "
+              f"{built / seconds:,.0f} msg/s ({plan_rates[-1] / model_rates[-1]:.2f} of the built-in catalogs')")  # fmt: skip
     print("gzip of iOS and Android bodies (us per message, compression ratio):")
     for row in gzip_table(gen):
         print(
@@ -201,6 +229,9 @@ def main() -> int:
         "gzip_engine": profile.gzip_engine,
         "gzip_level": profile.gzip_level,
         "ratio_per_repeat": [round(m / n, 2) for m, n in zip(model_rates, naive_rates, strict=True)],
+        "plan_msgs_per_sec_per_core": round(max(plan_rates)),
+        "plan_ratio": round(max(plan_rates) / best, 2),
+        "plan_ratio_per_repeat": [round(p / m, 2) for p, m in zip(plan_rates, model_rates, strict=True)],
         "repeats": args.repeats,
         "sum_range_1000_us": round(calibration, 1),
     }

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "traffic": ("loadgen.cli", "print the HTTP requests the traffic model would send"),
+    "profile": ("loadgen.profile_cli", "fit a traffic profile to a sample of real events (profile fit)"),
     "sandbox": ("sandbox.cli", "run the bundled reference pipeline (ingest, dedupe, delivery)"),
     "monitor": ("monitor.cli", "run the delivery monitor (receiver, audit, probes, /metrics)"),
     "gate": ("gate.cli", "judge a run summary (or Prometheus) against SLO thresholds, for CI"),

@@ -9,6 +9,7 @@ sets the exit code from the verdict.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sys
 import time
@@ -32,7 +33,6 @@ from harness.worker import STOP_MESSAGE
 from loadgen.ids import run_id_from_name
 from loadgen.ledger import SentLedger
 from loadgen.profile import Profile
-from loadgen.traffic import TrafficGenerator
 
 if TYPE_CHECKING:
     from harness.plugin import Harness
@@ -76,6 +76,7 @@ class Controller:
 
     def start(self) -> None:
         options = self.options
+        _warn_on_more_processes_than_cores(getattr(self.environment.parsed_options, "processes", None))
         run_name = options.run_id or new_run_name()
         seed = options.seed if options.seed is not None else run_id_from_name(run_name)
         profile = self.harness.profile()
@@ -91,10 +92,9 @@ class Controller:
             options = self.harness.refresh_options()
             write_keys = dict(self.stack.write_keys)
             monitor_url = self.stack.monitor_url
-        generator = TrafficGenerator(profile, seed=seed, run=0, stream=0, write_keys=write_keys)
         self.wiring = Wiring(run_name=run_name, seed=seed, monitor_url=monitor_url, write_keys=write_keys)
         self.environment.parsed_options.harness_wiring = self.wiring.to_option()  # travels to the workers
-        self.plan = build_plan(generator, options)
+        self.plan = build_plan(profile, options)
         self.monitor = MonitorClient(monitor_url) if monitor_url else None
         if self.monitor is not None:
             try:
@@ -306,6 +306,16 @@ class Controller:
         if self.stack is not None:
             self.stack.stop()
             self.stack = None
+
+
+def _warn_on_more_processes_than_cores(processes: int | None) -> None:
+    cores = os.cpu_count() or 1
+    if processes is not None and processes > cores:
+        log.warning(
+            "--processes %d is more than this machine's %d cores: the workers share the cores, each sends "
+            "less, and a starved worker can miss its heartbeat; --processes %d (or -1) uses each core once",
+            processes, cores, cores,
+        )  # fmt: skip
 
 
 def _delivered_by_destination(delivery: dict[str, Any] | None) -> dict[str, int]:

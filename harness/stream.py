@@ -15,7 +15,7 @@ from harness.stats import LoadStats
 from loadgen.ids import MAX_STREAM, run_id_from_name
 from loadgen.ledger import SentLedger
 from loadgen.profile import Profile
-from loadgen.traffic import TrafficGenerator
+from loadgen.traffic import TrafficGenerator, messages_per_request
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,10 @@ class Wiring:
         return run_id_from_name(self.run_name)
 
 
-def build_plan(generator: TrafficGenerator, options: HarnessOptions) -> dict[str, SourceSchedule]:
+def build_plan(profile: Profile, options: HarnessOptions) -> dict[str, SourceSchedule]:
     """Users per source for the peak rate; the same on every process for the same options."""
-    shares = generator.sources
-    per_request = {source: generator.mean_messages_per_request(source) for source in shares}
-    return plan_sources(shares, per_request, options.target_rate, options.latency_budget)
+    per_request = {source: messages_per_request(profile, source) for source in profile.sources}
+    return plan_sources(profile.sources, per_request, options.target_rate, options.latency_budget)
 
 
 class Stream:
@@ -65,7 +64,7 @@ class Stream:
         self.ledger = SentLedger(wiring.run, stream, wiring.run_name)
         self.stats = LoadStats()
         self.request_log: RequestLog | None = None  # Locust's statistics, set by worker.start_stream
-        self.plan = build_plan(self.generator, options)
+        self.plan = build_plan(profile, options)
         self.pacers = {source: Pacer(schedule) for source, schedule in self.plan.items()}
         self.duration = shape_duration(options.load_shape, options.run_time)
         self.started = time.monotonic()

@@ -11,7 +11,11 @@ import argparse
 import dataclasses
 import sys
 import zlib
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loadgen.traffic import PreparedRequest, TrafficGenerator
 
 from loadgen.dialects import DIALECTS
 
@@ -61,8 +65,59 @@ def decode_body(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
         }
 
 
-def run(args: argparse.Namespace) -> int:
+def source_order(weights: Sequence[float], count: int, seed: int) -> list[int]:
+    """`count` source indexes in proportion to `weights` (largest remainder: exact to one request, so
+    a source whose requests carry hundreds of messages keeps its share), in a seeded random order."""
     import numpy as np
+
+    p = np.asarray(weights, dtype=np.float64)
+    p = p / p.sum()
+    exact = p * count
+    counts = np.floor(exact).astype(np.int64)
+    short = count - int(counts.sum())
+    counts[np.argsort(counts - exact, kind="stable")[:short]] += 1
+    order = np.repeat(np.arange(len(p)), counts)
+    np.random.default_rng([seed, 7]).shuffle(order)
+    return order.tolist()
+
+
+def request_lines(
+    gen: TrafficGenerator, names: Sequence[str], count: int, seed: int
+) -> Iterator[dict[str, Any]]:
+    """What `harness traffic` prints: `count` requests from `names`, each source's requests in proportion
+    to its message share / messages per request, every answer taken as the expected one. As under load,
+    a due duplicate re-send goes out beside the slot's new events, not instead of them."""
+    weights = [gen.sources[s] / gen.mean_messages_per_request(s) for s in names]
+    printed = 0
+    for index in source_order(weights, count, seed):
+        # a due re-send rides on top: the slot still carries new events (as under load)
+        while printed < count:
+            req = gen.next_request(names[index])
+            printed += 1
+            yield _line(req)
+            gen.on_answer(req, req.expected_status)
+            if req.kind != "duplicate":
+                break
+
+
+def _line(req: PreparedRequest) -> dict[str, Any]:
+    return {
+        "method": req.method,
+        "path": req.path,
+        "headers": req.headers,
+        **decode_body(req.body, req.headers),
+        "source": req.source,
+        "library": req.library,
+        "kind": req.kind,
+        "bad_case": req.bad_case,
+        "expected_status": req.expected_status,
+        "seqs": list(req.seqs),
+        "rejected_seqs": req.rejected_seqs,
+        "body_bytes": len(req.body),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
     import orjson
 
     from loadgen.profile import DEFAULT_PROFILE, ProfileError, load_profile
@@ -89,29 +144,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    # requests in proportion to each source's message share / messages per request
-    weights = np.array([gen.sources[s] / gen.mean_messages_per_request(s) for s in names])
-    order = np.random.default_rng([args.seed, 7]).choice(
-        len(names), size=args.count, p=weights / weights.sum()
-    )
     out = sys.stdout.buffer
-    for index in order.tolist():
-        req = gen.next_request(names[index])
-        line = {
-            "method": req.method,
-            "path": req.path,
-            "headers": req.headers,
-            **decode_body(req.body, req.headers),
-            "source": req.source,
-            "library": req.library,
-            "kind": req.kind,
-            "bad_case": req.bad_case,
-            "expected_status": req.expected_status,
-            "seqs": list(req.seqs),
-            "rejected_seqs": req.rejected_seqs,
-            "body_bytes": len(req.body),
-        }
+    for line in request_lines(gen, names, args.count, args.seed):
         out.write(orjson.dumps(line) + b"\n")
-        gen.on_answer(req, req.expected_status)
     out.flush()
     return 0

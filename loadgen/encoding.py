@@ -19,6 +19,8 @@ from loadgen.ids import TAG, UUID_LENGTH, IdStyle, encode_seq_halves, encode_uui
 
 MS3 = [f"{i:03d}Z".encode() for i in range(1000)]
 """The milliseconds and the closing Z of a timestamp, by millisecond."""
+MS3Q = [milli + b'"' for milli in MS3]
+"""`MS3` with the timestamp's closing quote."""
 TIMESTAMP_KEY = b'","timestamp":"'
 """What follows a messageId in every message: the id's closing quote and the timestamp's key."""
 _HOURS = [b"%02d:" % hour for hour in range(24)]
@@ -144,6 +146,39 @@ class IdEncoder:
         self.block = np.frombuffer(parts.tobytes(), dtype=f"S{width}").tolist()
         self.block_start = start
         self.block_end = start + count
+
+
+class StreamClock:
+    """What all sources of one stream share: the next seq, messageId and timestamp encoders, and the
+    parts every request of the current millisecond shares (UUID first half, sentAt).
+
+    The generator owns one and hands it to each source, which reads and bumps `next_seq` itself
+    (an attribute, not a call: it is on every request's path).
+    """
+
+    def __init__(self, run: int, stream: int) -> None:
+        self.next_seq = 0
+        self.ids = IdEncoder(run, stream)
+        self.timestamps = TimestampCache()
+        self.ms = -1
+        self.ms_half = self.sent_at = b""
+
+    def id_encoder(self, timestamp_key: str) -> IdEncoder:
+        """The stream's messageId encoder for libraries whose event time is `timestamp_key`."""
+        if timestamp_key == "timestamp":
+            return self.ids
+        encoders = self.__dict__.setdefault("_encoders", {})
+        encoder = encoders.get(timestamp_key)
+        if encoder is None:
+            key = b'","' + timestamp_key.encode() + b'":"'
+            encoder = encoders[timestamp_key] = IdEncoder(self.ids.run, self.ids.stream, key)
+        return encoder
+
+    def at_ms(self, sent_ms: int) -> None:
+        """Encode what every request built in millisecond `sent_ms` shares."""
+        self.ms = sent_ms
+        self.ms_half = self.ids.ms_half(sent_ms)
+        self.sent_at = self.timestamps.encode(sent_ms)
 
 
 def gzip_function(level: int, engine: str = "zlib") -> Callable[[bytes], bytes]:

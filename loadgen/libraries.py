@@ -318,8 +318,8 @@ LIBRARIES: dict[str, LibraryModel] = {
         name="http",  # direct HTTP API callers send no context.library
         version="",
         source_kind="http",
-        path="/v1/batch",  # or /v1/<type> for single calls: see traffic.HTTP_SINGLE_CALL_SHARE
-        auth=Auth.BASIC,  # varied per caller: see traffic.HTTP_AUTH_SHARES
+        path="/v1/batch",  # or /v1/<type> for single calls: see sources.http_api.HTTP_SINGLE_CALL_SHARE
+        auth=Auth.BASIC,  # varied per caller: see sources.http_api.HTTP_AUTH_SHARES
         gzip=False,
         flush_at=50,  # assumption: hand-written batchers
         flush_interval_s=5.0,  # assumption
@@ -348,3 +348,11 @@ SOURCE_LIBRARY: dict[str, str] = {
 
 SOURCE_KIND_GROUP: dict[str, str] = {"mobile": "mobile", "web": "web", "server": "server", "http": "server"}
 """Profile group of each library kind: direct HTTP callers count as server traffic (seed figure)."""
+
+
+def batch_fill_lambda(library: LibraryModel, events_per_second: float) -> float:
+    """Mean events queued when `library` flushes, for a sender producing `events_per_second`: the
+    Poisson mean of a live batch's size before the `flush_at` cap. A library that flushes as soon
+    as its worker wakes (interval 0) holds the event that woke it plus 0.1 s of others."""
+    interval = library.flush_interval_s if library.flush_interval_s > 0 else 0.1
+    return events_per_second * interval + (1.0 if library.flush_interval_s == 0 else 0.0)

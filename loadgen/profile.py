@@ -7,15 +7,16 @@ to 1, a negative rate).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from config_reader import SHARE_TOLERANCE, TOP, ConfigError, Reader
 from loadgen.bad_inputs import CASE_NAMES
 from loadgen.dialects import DEFAULT_DIALECT, DIALECTS
-from loadgen.events import CATALOGS
+from loadgen.events import CATALOGS, Catalog
 from loadgen.libraries import LIBRARIES, SOURCE_KIND_GROUP, SOURCE_LIBRARY
+from loadgen.tracking_plan import PlanError, load_plan, parse_plan
 
 DEFAULT_PROFILE = Path(__file__).parent / "profiles" / "default.yaml"
 
@@ -66,6 +67,8 @@ class Profile:
     gzip_engine: str
     gzip_level: int
     dialect: str = "segment"  # whose client libraries the sources speak as: loadgen.dialects.DIALECTS
+    catalogs: dict[str, Catalog] = field(default_factory=lambda: dict(CATALOGS))
+    """Every catalog `events` may name: the built-in ones and the profile's tracking plans."""
 
 
 _TOP_KEYS = (
@@ -75,6 +78,7 @@ _TOP_KEYS = (
     "sender_events_per_second",
     "call_types",
     "events",
+    "tracking_plans",
     "funnel",
     "population",
     "mobile",
@@ -137,10 +141,11 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
         wrong = {"web": "screen", "mobile": "page"}.get(kind)
         if wrong and mix.get(wrong):
             raise r.fail(f"call_types.{kind}.{wrong}", f"{kind} libraries do not send {wrong} calls")
-    events = _per_kind(r, doc["events"], "events", kinds_used, tuple(CATALOGS), "event catalog")
+    catalogs = _catalogs(r, doc.get("tracking_plans", {}))
+    events = _per_kind(r, doc["events"], "events", kinds_used, tuple(catalogs), "event catalog")
     for kind, mix in events.items():
         for catalog, share in mix.items():
-            if share and kind not in CATALOGS[catalog].kinds:
+            if share and kind not in catalogs[catalog].kinds:
                 raise r.fail(f"events.{kind}.{catalog}", f"catalog {catalog} is not sent by {kind} sources")
 
     funnel_doc = r.mapping(doc.get("funnel", {}), "funnel", _FUNNEL_KEYS)
@@ -246,7 +251,28 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
         gzip_engine=gzip_engine,
         gzip_level=gzip_level,
         dialect=dialect,
+        catalogs=catalogs,
     )
+
+
+def _catalogs(r: Reader, value: Any) -> dict[str, Catalog]:
+    """The built-in catalogs and the profile's tracking plans (a file path, relative to the profile,
+    or the plan itself inline), by name."""
+    plans = r.mapping(value, "tracking_plans")
+    catalogs = dict(CATALOGS)
+    for name, body in plans.items():
+        key = f"tracking_plans.{name}"
+        if name in CATALOGS:
+            raise r.fail(key, f"{name!r} is a built-in catalog's name; choose another")
+        try:
+            if isinstance(body, str):
+                plan = load_plan(Path(r.source).parent / body, name)
+            else:
+                plan = parse_plan(body, "inline plan", name)
+        except PlanError as exc:
+            raise r.fail(key, str(exc)) from None
+        catalogs[name] = plan.catalog(name)
+    return catalogs
 
 
 def _per_kind(

@@ -38,4 +38,4 @@ def test_bad_profile_is_reported(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "traffic", "--profile", str(bad)], capture_output=True,
                           timeout=60)  # fmt: skip
     assert proc.returncode == 2
-    assert f"{bad}: wat: unknown key" in proc.stderr.decode()
+    assert f"{bad}:4: wat: unknown key" in proc.stderr.decode()

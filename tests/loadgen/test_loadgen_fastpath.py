@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loadgen.encoding import TIMESTAMP_KEY, IdEncoder, TimestampCache
+from loadgen.event_pool import categorical, categorical_cdf
 from loadgen.ids import (
     MAX_RUN,
     MAX_SEQ,
@@ -23,7 +24,7 @@ from loadgen.ids import (
 )
 from loadgen.libraries import LIBRARIES
 from loadgen.population import Population, uuid4_text, uuid4_texts
-from loadgen.traffic import PreparedRequest, _event_request, categorical, categorical_cdf
+from loadgen.prepared import PreparedRequest, event_request
 
 
 @settings(max_examples=50, deadline=None)
@@ -70,7 +71,7 @@ def test_bulk_anonymous_ids_are_the_uuid_module_version_4_texts():
 def test_user_tail_changes_ids_on_login_and_keeps_the_context(make_gen):
     gen = make_gen()
     for source in ("web", "android", "node"):
-        pop = gen._sources[source].pop
+        pop = gen.population_of(source)
         user = next(u for u in range(pop.count) if not pop.identified[u])
         before = pop.tail(user)
         assert pop.log_in(user)
@@ -92,8 +93,8 @@ def test_ids_and_timestamps_stay_right_across_milliseconds_and_id_blocks(make_ge
     ticks = iter(range(10**9))
     plain = dataclasses.replace(profile, bad_input_share=0.0, replay_share=0.0, duplicate_share=0.0)
     gen = make_gen(prof=plain, clock=lambda: 1_795_000_000.5 + next(ticks) // 3 / 1000)
-    gen.next_seq = 65_530  # the first request crosses the end of the first id block
-    gen.ids.tails(gen.next_seq, 1)
+    gen.stream_clock.next_seq = 65_530  # the first request crosses the end of the first id block
+    gen.stream_clock.ids.tails(65_530, 1)
     for _ in range(60):
         for source in ("web", "android", "node", "http"):
             req = gen.next_request(source)
@@ -126,7 +127,7 @@ def test_shared_contexts_are_each_users_own_context(make_gen):
     """Browsers and server libraries share encoded contexts by key; each must still be the user's own."""
     gen = make_gen()
     for source in ("web", "node", "http", "android"):
-        pop = gen._sources[source].pop
+        pop = gen.population_of(source)
         for user in range(0, pop.count, 7):
             tail = pop.tail(user)
             context = tail[tail.index(b',"context":') + len(b',"context":') :]
@@ -168,10 +169,10 @@ def test_event_request_sets_every_field_as_the_class_does():
     args = dict(source="web", library="analytics.js", path="/v1/t", headers={"A": "b"}, body=b"{}",
                 seqs=range(4, 5), message_count=1, sent_ms=123, messages=[b"{}"], retry_count_header=None,
                 call_types=(1,))  # fmt: skip
-    fast = _event_request(**args)
+    fast = event_request(**args)
     plain = PreparedRequest(
         method="POST", kind="event", bad_case=None, expected_status=200, rejected_seqs=[], **args
     )
     for f in dataclasses.fields(PreparedRequest):
         assert getattr(fast, f.name) == getattr(plain, f.name), f.name
-    assert fast == plain and fast.rejected_seqs is not _event_request(**args).rejected_seqs
+    assert fast == plain and fast.rejected_seqs is not event_request(**args).rejected_seqs
