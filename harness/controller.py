@@ -23,6 +23,8 @@ from locust.runners import MasterRunner
 from gate.thresholds import Verdict, aborting_failures, evaluate
 from harness.monitor_client import MonitorClient, MonitorError
 from harness.options import HarnessOptions, sandbox_faults
+from harness.preflight import PREFLIGHT_STREAM, plan_probes, refusal_message, run_preflight
+from harness.preflight import table as preflight_table
 from harness.report import RunReport, write_report
 from harness.sdks import SdkUnavailable, sdk_module
 from harness.stack import SandboxStack
@@ -30,6 +32,8 @@ from harness.stats import LoadStats, RequestLatencyHistogram
 from harness.stream import Wiring, build_plan
 from harness.worker import STOP_MESSAGE
 from loadgen.ids import run_id_from_name
+from loadgen.ledger import SentLedger
+from loadgen.profile import Profile
 from monitor.auth import TOKEN_ENV as MONITOR_TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -58,6 +62,7 @@ class Controller:
         self.stack: SandboxStack | None = None
         self.started_at: float | None = None
         self.streams = 1
+        self.ledger_streams_extra = 0  # the preflight's own ledger stream, when it sent one
         self.ended_at: float | None = None
         self.verdict: Verdict | None = None
         self.thresholds = harness.thresholds()
@@ -90,7 +95,8 @@ class Controller:
             monitor_token = os.environ.get(MONITOR_TOKEN_ENV, "")
         else:
             faults = sandbox_faults(options.sandbox_faults) if options.sandbox_faults else None
-            self.stack = SandboxStack.start(sources, faults, options.loss_deadline, options.canary_interval)
+            self.stack = SandboxStack.start(sources, faults, options.loss_deadline, options.canary_interval,
+                                            options.sandbox_dialect)  # fmt: skip
             self.environment.host = self.environment.parsed_options.host = self.stack.ingest_url
             options = self.harness.refresh_options()
             write_keys = dict(self.stack.write_keys)
@@ -114,6 +120,8 @@ class Controller:
                     f"locust: error: --monitor-url {monitor_url} is not a harness monitor: {exc}\n"
                 )
                 raise SystemExit(2) from None
+        if options.preflight != "off":
+            self._preflight(profile, seed, write_keys, options)
         if not self.environment.stop_timeout:
             # Let a request in flight at the end finish and reach the ledger instead of being killed.
             self.environment.stop_timeout = GRACEFUL_STOP_SECONDS
@@ -126,6 +134,33 @@ class Controller:
             f"the bundled sandbox at {options.host}" if self.stack else options.host,
             monitor_url or "none",
         )
+
+    def _preflight(
+        self, profile: Profile, seed: int, write_keys: dict[str, str], options: HarnessOptions
+    ) -> None:
+        """One request of every kind the profile sends; stop before the load if the target refuses one."""
+        probes = plan_probes(profile, seed=seed, run=self.wiring.run, write_keys=write_keys)
+        ledger = SentLedger(self.wiring.run, PREFLIGHT_STREAM, self.wiring.run_name)
+        refused = run_preflight(probes, options.host, ledger)
+        print(preflight_table(probes, options.host, profile.dialect), flush=True)
+        for probe in probes:  # the monitor expects them like any accepted message
+            if probe.accepted and probe.request is not None:
+                self.stats.record_accepted(probe.request.source, probe.request.message_count)
+        if self.monitor is not None:
+            try:
+                self.monitor.post_ledger(ledger.take_delta(final=True))
+                self.ledger_streams_extra = 1
+            except MonitorError as exc:
+                log.warning("could not send the preflight's ledger to the monitor: %s", exc)
+        if not refused:
+            return
+        message = refusal_message(refused, profile.dialect, sandbox=self.stack is not None)
+        if options.preflight == "warn":
+            log.warning("%s", message)
+            return
+        sys.stderr.write(message + "\n")
+        self.stop()
+        raise SystemExit(2)
 
     def user_counts(self) -> dict[type, int]:
         """User class → users, from the plan (classes whose source has no share get none) and the
@@ -275,7 +310,8 @@ class Controller:
         while True:
             self.collect_local()
             delivery = self.poll_delivery()
-            if delivery is not None and _settled(delivery, self.wiring.run, self.streams):
+            streams = self.streams + self.ledger_streams_extra
+            if delivery is not None and _settled(delivery, self.wiring.run, streams):
                 return
             if time.monotonic() >= deadline:
                 log.warning(

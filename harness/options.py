@@ -11,12 +11,15 @@ from config_reader import TOP, Reader
 from gate.thresholds import ThresholdError
 from harness.plan import LATENCY_BUDGET
 from harness.rate_curves import SHAPES
+from loadgen.dialects import DIALECTS
 from loadgen.profile import DEFAULT_PROFILE, ProfileError
 
 if TYPE_CHECKING:
     from harness.plugin import Harness
 
 DEFAULT_TARGET_RATE = 1000.0
+SANDBOX_DIALECTS = ("any", "rudderstack")  # sandbox.config.DIALECTS (the harness does not import the sandbox)
+PREFLIGHT_MODES = ("fail", "warn", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +35,15 @@ class HarnessOptions:
     duplicate_share: float | None
     bad_input_share: float | None
     replay_share: float | None
+    dialect: str | None
     slo: str
     run_id: str
     seed: int | None
     write_key: str = field(repr=False)
     monitor_url: str
     sandbox_faults: str
+    sandbox_dialect: str
+    preflight: str
     delivery_wait: float
     loss_deadline: float
     canary_interval: float
@@ -59,9 +65,9 @@ class HarnessOptions:
         values["web_host"] = values["web_host"] or ""
         return cls(**values)
 
-    def profile_overrides(self) -> dict[str, float]:
-        """The profile fields the command line overrides (--duplicate-share and friends)."""
-        names = ("duplicate_share", "bad_input_share", "replay_share")
+    def profile_overrides(self) -> dict[str, float | str]:
+        """The profile fields the command line overrides (--duplicate-share and friends, --dialect)."""
+        names = ("duplicate_share", "bad_input_share", "replay_share", "dialect")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
@@ -106,6 +112,12 @@ def add_options(parser: Any) -> None:
         default=None,
         help="share of requests that replay historical traffic (old timestamps, big batches; overrides the profile)",
     )
+    group.add_argument(
+        "--dialect",
+        choices=DIALECTS,
+        default=None,
+        help="whose client libraries the sources speak as: segment or rudderstack (overrides the profile)",
+    )
     group.add_argument("--slo", default="", help="SLO thresholds YAML; default: the bundled thresholds")
     group.add_argument("--run-id", default="", help="a name for this run (default: generated)")
     group.add_argument("--seed", type=int, default=None, help="traffic seed (default: from the run id)")
@@ -140,6 +152,20 @@ def add_options(parser: Any) -> None:
         type=float,
         default=60.0,
         help="seconds after its send that the bundled monitor counts an undelivered message as lost",
+    )
+    group.add_argument(
+        "--sandbox-dialect",
+        choices=SANDBOX_DIALECTS,
+        default="any",
+        help="how the bundled sandbox answers: any (every Segment-style request) or rudderstack "
+        "(as RudderStack's data plane does)",
+    )
+    group.add_argument(
+        "--preflight",
+        choices=PREFLIGHT_MODES,
+        default="fail",
+        help="before the load, send one request of every (endpoint, auth, encoding) the profile uses and "
+        "print what the target answered; fail: stop with exit 2 if any kind is refused; warn: go on; off",
     )
     group.add_argument(
         "--canary-interval",
@@ -209,6 +235,8 @@ def option_errors(harness: Harness) -> list[str]:
             errors.append(f"--slo: {exc}")
         except OSError as exc:
             errors.append(f"--slo {options.slo}: cannot read it ({exc.strerror or exc})")
+    if options.host and options.sandbox_dialect != "any":
+        errors.append("--sandbox-dialect applies to the bundled sandbox only; drop it or drop --host")
     if options.sandbox_faults:
         if options.host:
             errors.append("--sandbox-faults applies to the bundled sandbox only; drop it or drop --host")

@@ -62,6 +62,7 @@ class SandboxStack:
         faults: dict | None = None,
         loss_deadline: float = LOST_AFTER_SECONDS,
         canary_interval: float = 1.0,
+        dialect: str = "any",
     ) -> SandboxStack:
         workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
         folder = Path(workdir.name)
@@ -76,6 +77,7 @@ class SandboxStack:
         monitor_url = f"http://{HOST}:{monitor_port}"
         sandbox_config = {
             "seed": None,
+            "dialect": dialect,
             "sources": [
                 {"name": source, "write_key_env": f"HARNESS_STACK_KEY_{i}"}
                 for i, source in enumerate(write_keys)

@@ -8,6 +8,7 @@ The write keys are placeholders (`example-<source>-key`): this command never rea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loadgen.traffic import PreparedRequest, TrafficGenerator
+
+from loadgen.dialects import DIALECTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=int, default=1, help="run number written into the messageIds")
     parser.add_argument("--stream", type=int, default=0, help="stream number written into the messageIds")
     parser.add_argument("--source", action="append", help="only these sources (repeatable)")
+    parser.add_argument(
+        "--dialect",
+        choices=DIALECTS,
+        default=None,
+        help="whose client libraries the sources speak as (default: the profile's, else segment)",
+    )
     parser.add_argument(
         "--at",
         type=float,
@@ -122,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         print(f"harness traffic: {exc}", file=sys.stderr)
         return 2
+    if args.dialect:
+        profile = dataclasses.replace(profile, dialect=args.dialect)
     clock = (lambda: args.at) if args.at is not None else None
     kwargs = {"clock": clock} if clock else {}
     gen = TrafficGenerator(profile, seed=args.seed, run=args.run, stream=args.stream,

@@ -86,7 +86,9 @@ class IdEncoder:
     fewer.
     """
 
-    def __init__(self, run: int, stream: int) -> None:
+    def __init__(self, run: int, stream: int, timestamp_key: bytes = TIMESTAMP_KEY) -> None:
+        """`timestamp_key`: what follows each seq half (a library that writes `originalTimestamp`)."""
+        self.timestamp_key = timestamp_key
         self.run = run
         self.stream = stream
         self.block_start = self.block_end = 0
@@ -135,10 +137,11 @@ class IdEncoder:
 
     def _fill(self, start: int, count: int) -> None:
         halves = encode_seq_halves(self.run, self.stream, np.arange(start, start + count, dtype=np.uint64))
-        width = UUID_LENGTH - _MS_PART + len(TIMESTAMP_KEY)
+        key = self.timestamp_key
+        width = UUID_LENGTH - _MS_PART + len(key)
         parts = np.empty((count, width), dtype=np.uint8)
         parts[:, : UUID_LENGTH - _MS_PART] = halves
-        parts[:, UUID_LENGTH - _MS_PART :] = np.frombuffer(TIMESTAMP_KEY, dtype=np.uint8)
+        parts[:, UUID_LENGTH - _MS_PART :] = np.frombuffer(key, dtype=np.uint8)
         # fixed-width bytes to a list of bytes in one C loop (no NUL can occur: every byte is ASCII text)
         self.block = np.frombuffer(parts.tobytes(), dtype=f"S{width}").tolist()
         self.block_start = start
@@ -159,6 +162,17 @@ class StreamClock:
         self.timestamps = TimestampCache()
         self.ms = -1
         self.ms_half = self.sent_at = b""
+
+    def id_encoder(self, timestamp_key: str) -> IdEncoder:
+        """The stream's messageId encoder for libraries whose event time is `timestamp_key`."""
+        if timestamp_key == "timestamp":
+            return self.ids
+        encoders = self.__dict__.setdefault("_encoders", {})
+        encoder = encoders.get(timestamp_key)
+        if encoder is None:
+            key = b'","' + timestamp_key.encode() + b'":"'
+            encoder = encoders[timestamp_key] = IdEncoder(self.ids.run, self.ids.stream, key)
+        return encoder
 
     def at_ms(self, sent_ms: int) -> None:
         """Encode what every request built in millisecond `sent_ms` shares."""

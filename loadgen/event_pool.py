@@ -22,7 +22,8 @@ class EventPool:
     tails close the message themselves (see Population.tail).
     """
 
-    def __init__(self, kind: str, profile: Profile, seed: int) -> None:
+    def __init__(self, kind: str, profile: Profile, seed: int, end: bytes = b',"integrations":{}') -> None:
+        """`end`: what closes a browser message after its context (its library's integrations, fields)."""
         rng = random.Random(f"{seed}:{kind}:events")
         self.heads: list[bytes] = []
         self.tails: list[bytes] = []
@@ -42,7 +43,7 @@ class EventPool:
                         {"type": "track", "event": event.name, "properties": event.properties}
                     )
                     self.heads.append(head[:-1])
-                    self.tails.append(page_tail(event.page or PAGES[0]) if web else b"")
+                    self.tails.append(page_tail(event.page or PAGES[0], end) if web else b"")
                 scripts.append(script)
             self.sessions[catalog_name] = scripts
             self.events[catalog_name] = [
@@ -63,8 +64,9 @@ class EventPool:
             orjson.dumps({"type": "page", "name": p["title"], "properties": p})[:-1] for p in PAGES
         ]
         self.page_tails = [
-            page_tail(p) if web else b"" for p in PAGES
+            page_tail(p, end) if web else b"" for p in PAGES
         ]  # a server's page call: no context.page
+        self.account_tail = page_tail(ACCOUNT_PAGE, end)  # a browser's identify, group and alias
         self.screen_heads = [
             orjson.dumps({"type": "screen", "name": s, "properties": {}})[:-1] for s in SCREENS
         ]
@@ -88,6 +90,11 @@ def categorical(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndar
     return out
 
 
-def page_tail(page: Mapping[str, str]) -> bytes:
-    """The browser message's end: the page object closing its context, then integrations."""
-    return orjson.dumps(page) + b'},"integrations":{}'
+ACCOUNT_PAGE = {"path": "/account", "referrer": "", "search": "", "title": "Your account",
+                "url": "https://www.example-shop.com/account"}  # fmt: skip
+"""The page a browser's identify, group or alias call is made on."""
+
+
+def page_tail(page: Mapping[str, str], end: bytes = b',"integrations":{}') -> bytes:
+    """The browser message's end: the page object closing its context, then integrations (`end`)."""
+    return orjson.dumps(page) + b"}" + end

@@ -66,15 +66,22 @@ class IdStyle(StrEnum):
     PLAIN = "plain"
     AJS_NEXT = "ajs-next"
     NODE_NEXT = "node-next"
+    MS = "ms"  # `<ms>-<uuid>`: RudderStack's Android (and iOS) SDKs
 
     def wrap(self, uuid_text: str, sent_ms: int) -> str:
-        if self is IdStyle.PLAIN:
-            return uuid_text
-        return f"{self.value}-{sent_ms}-{uuid_text}"
+        return self.prefix(sent_ms).decode() + uuid_text
 
     def prefix(self, sent_ms: int) -> bytes:
         """The bytes that go before the UUID (empty for a plain UUID)."""
-        return b"" if self is IdStyle.PLAIN else f"{self.value}-{sent_ms}-".encode()
+        return self.prefix_format() % sent_ms if self is not IdStyle.PLAIN else b""
+
+    def prefix_format(self) -> bytes:
+        """`prefix` as a bytes format with one `%d` for the send millisecond (empty for a plain UUID)."""
+        if self is IdStyle.PLAIN:
+            return b""
+        if self is IdStyle.MS:
+            return b"%d-"
+        return self.value.encode() + b"-%d-"
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,10 +90,34 @@ class LibraryModel:
     user_agent: str
     content_type: str = "application/json"
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # What RudderStack's SDKs add (see loadgen/dialects.py); the defaults are what Segment's libraries send.
+    short_paths: bool | None = None  # single calls to /v1/<letter> (None: the browser does, others do not)
+    anonymous_id_header: bool = False  # `AnonymousId: base64(anonymousId)` header on every request
+    sent_at_header: bool = False  # `SentAt: <sentAt>` header on every request
+    integrations: bytes | None = b"{}"  # each message's `integrations` value as JSON (None: no key)
+    message_extras: bytes = b""  # more top-level message fields as JSON members, e.g. `,"channel":"web"`
+    timestamp_key: str = "timestamp"  # the event-time field: "timestamp" or "originalTimestamp"
+    batch_timestamp: bool = False  # a batch body's own `timestamp` (the send time) before its sentAt
 
     @property
     def batches(self) -> bool:
         return self.flush_at > 1
+
+    @property
+    def apple(self) -> bool:
+        """An iOS library: Apple devices and a CFNetwork User-Agent per device."""
+        return self.name in APPLE_LIBRARIES
+
+    @property
+    def message_end(self) -> bytes:
+        """What follows a message's context: `,"integrations":..` and the library's extra fields (no brace)."""
+        integrations = b"" if self.integrations is None else b',"integrations":' + self.integrations
+        return integrations + self.message_extras
+
+    def single_path(self, call_type: str) -> str:
+        """The endpoint one call of `call_type` is posted to when sent alone."""
+        short = self.source_kind == "web" if self.short_paths is None else self.short_paths
+        return f"/v1/{call_type[0]}" if short else f"/v1/{call_type}"
 
     @property
     def automatic_context(self) -> tuple[str, ...]:
@@ -106,6 +130,8 @@ class LibraryModel:
             return ("library",)
         return ()
 
+
+APPLE_LIBRARIES = frozenset({"analytics-ios", "rudder-ios-library"})
 
 _MOBILE_RETRY_AT_NEXT_FLUSH = 30.0  # mobile SDKs keep a failed batch on disk and retry at the next flush
 

@@ -176,7 +176,7 @@ class Population:
         a = self._attrs[user]
         if self.kind == "web":
             return BROWSER_AGENTS[self.agent_index[user]]
-        if self.library.name == "analytics-ios":
+        if self.library.apple:
             darwin = {"18": "24.1.0", "17": "23.6.0", "16": "22.6.0"}[
                 IOS_VERSIONS[a[2] % len(IOS_VERSIONS)][:2]
             ]
@@ -198,9 +198,7 @@ class Population:
             if a[7] % 100 < 15:
                 ctx["campaign"] = CAMPAIGNS[a[7] % len(CAMPAIGNS)]
             return ctx
-        apple = self.library.name == "analytics-ios" or (
-            self.library.name == "Analytics.Xamarin" and a[1] % 3 == 0
-        )
+        apple = self.library.apple or (self.library.name == "Analytics.Xamarin" and a[1] % 3 == 0)
         tracking = a[3] % 100 < 40
         if apple:
             model, name, (height, width, density) = IOS_DEVICES[a[1] % len(IOS_DEVICES)]
@@ -251,7 +249,8 @@ class Population:
         """Encoded `,"anonymousId":..,"userId":..,"context":{..}` for this user now.
 
         For the browser the context is left open after `"page":` so the event's page can follow;
-        everywhere else the bytes end after `"integrations":{}}`, closing the message. The ids part
+        everywhere else the bytes end after the library's `"integrations"` (and any fields it adds),
+        closing the message. The ids part
         changes when the user logs in; the context part is encoded once per user.
         """
         cached = self.tails.get(user)
@@ -263,7 +262,7 @@ class Population:
             if self.kind == "web":
                 context = b',"context":' + encoded[:-1] + b',"page":'
             else:
-                context = b',"context":' + encoded + b',"integrations":{}}'
+                context = b',"context":' + encoded + self.library.message_end + b"}"
             self._contexts[self._context_key(user)] = context
         # both ids are ASCII letters, digits and dashes: written as orjson would, without the dict
         if not self.identified[user]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from config_reader import SHARE_TOLERANCE, TOP, ConfigError, Reader
 from loadgen.bad_inputs import CASE_NAMES
+from loadgen.dialects import DEFAULT_DIALECT, DIALECTS
 from loadgen.events import CATALOGS, Catalog
 from loadgen.libraries import LIBRARIES, SOURCE_KIND_GROUP, SOURCE_LIBRARY
 from loadgen.tracking_plan import PlanError, load_plan, parse_plan
@@ -79,6 +80,7 @@ class Profile:
     bad_input_cases: dict[str, float]
     gzip_engine: str
     gzip_level: int
+    dialect: str = "segment"  # whose client libraries the sources speak as: loadgen.dialects.DIALECTS
     catalogs: dict[str, Catalog] = field(default_factory=lambda: dict(CATALOGS))
     """Every catalog `events` may name: the built-in ones and the profile's tracking plans."""
     real_sdks: dict[str, RealSdk] = field(default_factory=dict)
@@ -101,6 +103,7 @@ _TOP_KEYS = (
     "bad_inputs",
     "gzip",
     "real_sdks",
+    "dialect",
 )
 _FUNNEL_KEYS = ("view_after_search", "add_after_view", "checkout_after_add", "order_after_checkout")
 
@@ -236,6 +239,9 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
     )
 
     real_sdks = _real_sdks(r, doc.get("real_sdks", {}), sources)
+    dialect = doc.get("dialect", DEFAULT_DIALECT)
+    if dialect not in DIALECTS:
+        raise r.fail("dialect", f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
 
     return Profile(
         path=path,
@@ -262,6 +268,7 @@ def parse_profile(doc: Any, path: Path, reader: Reader | None = None) -> Profile
         bad_input_cases=bad_cases,
         gzip_engine=gzip_engine,
         gzip_level=gzip_level,
+        dialect=dialect,
         catalogs=catalogs,
         real_sdks=real_sdks,
     )

@@ -22,9 +22,10 @@ from collections.abc import Callable, Mapping
 import orjson
 
 from loadgen.bad_inputs import CASES, build_bad_request
+from loadgen.dialects import library_for
 from loadgen.encoding import StreamClock, gzip_bytes
 from loadgen.event_pool import EventPool
-from loadgen.libraries import LIBRARIES, SOURCE_LIBRARY, LibraryModel
+from loadgen.libraries import LibraryModel
 from loadgen.population import Population
 from loadgen.prepared import CALL_TYPES, PreparedRequest
 from loadgen.profile import Profile
@@ -36,7 +37,7 @@ __all__ = ["CALL_TYPES", "PreparedRequest", "TrafficGenerator"]
 
 def messages_per_request(profile: Profile, source: str) -> float:
     """Messages an event request of `source` carries on average, from the profile alone (for pacing)."""
-    library = LIBRARIES[SOURCE_LIBRARY[source]]
+    library = library_for(profile.dialect, source)
     return SOURCE_CLASSES[library.source_kind].mean_count(library, profile)
 
 
@@ -134,7 +135,10 @@ class TrafficGenerator:
     def _event_pool(self, kind: str) -> EventPool:
         pool = self._pools.get(kind)
         if pool is None:
-            pool = self._pools[kind] = EventPool(kind, self.profile, self.seed)
+            end = b',"integrations":{}'
+            if kind == "web":  # the browser library's own message end
+                end = library_for(self.profile.dialect, "web").message_end
+            pool = self._pools[kind] = EventPool(kind, self.profile, self.seed, end)
         return pool
 
     def _source(self, source: str) -> Source:

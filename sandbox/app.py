@@ -17,6 +17,7 @@ from sandbox.delivery import DestinationQueue, Router
 from sandbox.faults import FaultInjector
 from sandbox.ingest import JSON_HEADERS, ROUTES, Ingest, error_response
 from sandbox.metrics import Stats
+from sandbox.rudderstack import RudderStackIngest
 from sandbox.spool import read_spool, write_spool
 
 log = logging.getLogger("sandbox")
@@ -35,7 +36,8 @@ class Pipeline:
             for d in config.destinations
         ]
         self.router = Router(self.queues, [s.name for s in config.sources])
-        self.ingest = Ingest(config, self.stats, self.dedupe, self.router, self.faults)
+        ingest = RudderStackIngest if config.dialect == "rudderstack" else Ingest
+        self.ingest = ingest(config, self.stats, self.dedupe, self.router, self.faults)
         self.stats.queue_probe = lambda: {q.name: q.depth() for q in self.queues}
         self.stats.dedupe_probe = self._dedupe_figures
 

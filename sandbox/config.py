@@ -16,6 +16,7 @@ import yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 DELAY_KINDS = ("fixed", "uniform", "exponential", "lognormal")
+DIALECTS = ("any", "rudderstack")
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,7 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class DedupeConfig:
+    enabled: bool | None = None  # None: on, except in the rudderstack dialect (RudderStack's default)
     window_seconds: float = 86400.0
     max_ids: int = 5_000_000
     state_path: str | None = None
@@ -112,6 +114,14 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
+    dialect: str = "any"  # "any": accept every Segment-style request; "rudderstack": answer as RudderStack
+
+    @property
+    def dedupe_enabled(self) -> bool:
+        """Whether repeated messageIds are dropped (RudderStack's data plane does not unless told to)."""
+        if self.dedupe.enabled is not None:
+            return self.dedupe.enabled
+        return self.dialect != "rudderstack"
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -132,8 +142,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 def parse_config(raw: Any) -> Config:
     """Build a `Config` from already-parsed YAML/JSON data."""
     root = _mapping(
-        raw, "config", {"seed", "sources", "ingest", "dedupe", "delivery", "destinations", "faults"}
+        raw, "config", {"seed", "sources", "ingest", "dedupe", "delivery", "destinations", "faults", "dialect"}
     )
+    dialect = root.get("dialect", "any")
+    if dialect not in DIALECTS:
+        raise ConfigError(f"dialect: expected one of {list(DIALECTS)}, got {dialect!r}")
     sources = tuple(_source(s, f"sources[{i}]") for i, s in enumerate(_list(root.get("sources"), "sources")))
     if not sources:
         raise ConfigError("sources: at least one source (name + write key) is required")
@@ -156,6 +169,7 @@ def parse_config(raw: Any) -> Config:
         delivery=_delivery(root.get("delivery", {})),
         faults=parse_faults(root.get("faults", {}), {d.name for d in destinations}),
         seed=seed,
+        dialect=dialect,
     )
 
 
@@ -288,11 +302,15 @@ def _ingest(raw: Any) -> IngestConfig:
 
 
 def _dedupe(raw: Any) -> DedupeConfig:
-    d = _mapping(raw, "dedupe", {"window_seconds", "max_ids", "state_path"})
+    d = _mapping(raw, "dedupe", {"enabled", "window_seconds", "max_ids", "state_path"})
+    enabled = d.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ConfigError(f"dedupe.enabled: expected true, false or null, got {enabled!r}")
     state_path = d.get("state_path")
     if state_path is not None and not isinstance(state_path, str):
         raise ConfigError(f"dedupe.state_path: expected a path string, got {state_path!r}")
     return DedupeConfig(
+        enabled=enabled,
         window_seconds=_number(d.get("window_seconds", 86400.0), "dedupe.window_seconds", minimum=0.1),
         max_ids=_int(d.get("max_ids", 5_000_000), "dedupe.max_ids", 1000, 1 << 31),
         state_path=state_path,

@@ -172,6 +172,9 @@ class Ingest:
         self.router = router
         self.faults = faults
         self.sources = {s.write_key: s.name for s in config.sources}
+        self.ok: Response = (200, JSON_HEADERS, SUCCESS)  # the answer to an accepted request
+        self.check_message = check_message  # one message's validation (a dialect may be laxer)
+        self.dedupe_on = config.dedupe_enabled
         self._auth_cache: dict[str, str] = {}  # Authorization header -> source (Basic auth only)
         rl = config.ingest.rate_limit
         self.buckets = (
@@ -188,7 +191,7 @@ class Ingest:
             status, headers, body = self._handle(method, route, header, raw)
         except RequestError as exc:
             self.stats.rejected["unknown", exc.code] += exc.count
-            status, headers, body = error_response(exc.status, exc.code, exc.message)
+            status, headers, body = self._error(exc.status, exc.code, exc.message)
         except Exception:  # a bug must not take the server down; answer 500 and log it
             log.exception("unexpected error handling %s %s", method, path)
             status, headers, body = error_response(
@@ -201,11 +204,11 @@ class Ingest:
         self, method: str, route: tuple[str, str | None] | None, header: HeaderGet, raw: bytes
     ) -> Response:
         if route is None:
-            return error_response(
+            return self._error(
                 404, "not_found", "no such endpoint; see /v1/track, /v1/batch and the others"
             )
         if method != "POST":
-            return error_response(405, "method_not_allowed", f"use POST, not {method}")
+            return self._error(405, "method_not_allowed", f"use POST, not {method}")
         single_type = route[1]
         limit = self.limits.max_message_bytes if single_type else self.limits.max_batch_bytes
         source = self._basic_auth_source(header("authorization"))
@@ -222,7 +225,7 @@ class Ingest:
         fault = self.faults.ingest_fault()
         if fault == "error_5xx":
             self.stats.faults["error_5xx", "ingest"] += 1
-            return error_response(503, "injected_fault", "injected 5xx fault (nothing was kept)")
+            return self._error(503, "injected_fault", "injected 5xx fault (nothing was kept)")
         if fault == "error_429":
             self.stats.faults["error_429", "ingest"] += 1
             return self._too_many(1.0, "injected_fault", "injected 429 fault (nothing was kept)")
@@ -234,10 +237,12 @@ class Ingest:
             answer = self._batch(source, data)
         if fault == "accept_then_5xx" and answer[0] == 200:
             self.stats.faults["accept_then_5xx", "ingest"] += 1
-            return error_response(
-                500, "injected_fault", "injected fault: the messages were kept, retry anyway"
-            )
+            return self._error(500, "injected_fault", "injected fault: the messages were kept, retry anyway")
         return answer
+
+    def _error(self, status: int, code: str, message: str, **extra: Any) -> Response:
+        """The answer to a refused request (a dialect words it its own way)."""
+        return error_response(status, code, message, **extra)
 
     # -- request-level steps --------------------------------------------------------------------------------
     def _decode(self, raw: bytes, encoding: str | None, limit: int) -> bytes:
@@ -321,18 +326,18 @@ class Ingest:
     def _single(self, source: str, msg: dict[str, Any]) -> Response:
         errors = self._accept(source, [msg], None, None, msg.get("sentAt"))
         if errors:
-            return error_response(400, errors[0]["code"], errors[0]["message"])
-        return 200, JSON_HEADERS, SUCCESS
+            return self._error(400, errors[0]["code"], errors[0]["message"])
+        return self.ok
 
     def _batch(self, source: str, data: dict[str, Any]) -> Response:
         items = data.get("batch")
         if type(items) is not list:
             got = "missing" if items is None else f"a {type(items).__name__}"
             self.stats.rejected[source, "invalid_batch"] += 1
-            return error_response(400, "invalid_batch", f"batch must be a JSON array of messages ({got})")
+            return self._error(400, "invalid_batch", f"batch must be a JSON array of messages ({got})")
         if len(items) > self.limits.max_batch_events:
             self.stats.rejected[source, "too_many_events"] += len(items)
-            return error_response(
+            return self._error(
                 400,
                 "too_many_events",
                 f"{len(items)} events in one batch; the limit is {self.limits.max_batch_events}",
@@ -341,14 +346,14 @@ class Ingest:
         for key, value in (("context", context), ("integrations", integrations)):
             if value is not None and type(value) is not dict:
                 self.stats.rejected[source, "invalid_field"] += len(items)
-                return error_response(400, "invalid_field", f"batch-level {key} must be a JSON object")
+                return self._error(400, "invalid_field", f"batch-level {key} must be a JSON object")
         if not items:
-            return 200, JSON_HEADERS, SUCCESS
+            return self.ok
         errors = self._accept(source, items, context, integrations, data.get("sentAt"))
         if not errors:
-            return 200, JSON_HEADERS, SUCCESS
+            return self.ok
         if len(errors) == len(items):
-            return error_response(
+            return self._error(
                 400,
                 "invalid_batch",
                 f"all {len(items)} messages were rejected",
@@ -407,10 +412,11 @@ class Ingest:
         routed = False  # whether any accepted message has an `integrations` object
         stamps: dict[str, Any] = {}  # originalTimestamp -> corrected timestamp, for the request's sentAt
         dumps, tobytes = orjson.dumps, memoryview.tobytes
+        check = self.check_message
         # Hot loop: everything per request (received, allowance, the skew per sentAt) is computed
         # once above or cached; per message only the dict work that enrichment needs.
         for i, msg in enumerate(items):
-            problem = check_message(msg)
+            problem = check(msg)
             if problem is not None:
                 rejected[source, problem[0]] += 1
                 errors.append({"index": i, "code": problem[0], "message": problem[1]})
@@ -471,8 +477,8 @@ class Ingest:
             integs.append(integ)
             mids.append(mid)
         if bodies:
-            dup = self.dedupe.seen_many(id_hashes(source, mids), now)
-            hits = dup.count(True)
+            dup = self.dedupe.seen_many(id_hashes(source, mids), now) if self.dedupe_on else ()
+            hits = dup.count(True) if dup else 0
             self.stats.accepted[source] += len(bodies)
             if hits:
                 self.stats.dedupe_hits[source] += hits

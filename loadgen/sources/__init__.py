@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from loadgen.dialects import library_for
 from loadgen.encoding import StreamClock
 from loadgen.event_pool import EventPool
-from loadgen.libraries import LIBRARIES, SOURCE_LIBRARY
 from loadgen.profile import Profile
 from loadgen.sources.base import Source
 from loadgen.sources.browser import BrowserSource
@@ -35,7 +35,7 @@ def make_source(name: str, index: int, share: float, write_key: str, *, profile:
 
     `event_pool(kind)` gives the events of a source kind, shared by the stream's sources of that kind.
     """
-    library = LIBRARIES[SOURCE_LIBRARY[name]]
+    library = library_for(profile.dialect, name)
     kind = library.source_kind
     return SOURCE_CLASSES[kind](library, name, index, share, write_key, profile=profile, seed=seed,
                                 stream=stream, events=event_pool(kind), clock=clock)  # fmt: skip

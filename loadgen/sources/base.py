@@ -71,19 +71,22 @@ class Source:
         self.offsets: dict[tuple[int, float], list[int]] = {}  # see build_messages
         self.headers_by_auth = {auth: self._headers(auth) for auth in Auth}
         self.shapes = {auth: (self.headers_by_auth[auth], self.body_key(auth, write_key)) for auth in Auth}
-        self.agent_per_user = not lib.user_agent  # the browser's and iOS's own agent, per user
+        # the browser's and iOS's own agent, and RudderStack's AnonymousId header, per user
+        self.agent_per_user = not lib.user_agent or lib.anonymous_id_header
+        self.per_request_headers = lib.anonymous_id_header or lib.sent_at_header
+        self.anonymous_id_headers: dict[int, str] = {}
+        self.single_paths = tuple(self.single_path(t) for t in CALL_TYPES)
         self.agent_headers: dict[tuple[Auth, str], dict[str, str]] = {}
         self.batch_path = lib.path if lib.batches else "/v1/batch"
         self.gzip_level = profile.gzip_level
         self.gzip_engine = profile.gzip_engine
         self.gzip = gzip_function(profile.gzip_level, profile.gzip_engine)
         self.id_prefixed = lib.id_style is not IdStyle.PLAIN
-        self.id_opening = b',"messageId":"' + (
-            lib.id_style.value.encode() + b"-%d-" if self.id_prefixed else b""
-        )
+        self.id_opening = b',"messageId":"' + lib.id_style.prefix_format()
+        self.batch_timestamp = lib.batch_timestamp
         self.close_end = b'"' + self.shapes[lib.auth][1] + b"}"
         self.clock = clock
-        self.ids = clock.ids
+        self.ids = clock.id_encoder(lib.timestamp_key)
         self.timestamps = clock.timestamps
         self.stamps = clock.timestamps.stamps  # cleared in place when full, never replaced
         self.seconds = clock.timestamps.seconds  # cleared in place when full, never replaced
@@ -116,7 +119,20 @@ class Source:
             headers["Authorization"] = "Bearer " + base64.urlsafe_b64encode(token).decode("ascii")
         if lib.user_agent:
             headers["User-Agent"] = lib.user_agent
+        headers.update(lib.extra_headers)
         return headers
+
+    def add_rudder_headers(self, headers: dict[str, str], user: int, sent_at: bytes | None) -> None:
+        """RudderStack's per-request headers: `AnonymousId` (base64 of the user's) and `SentAt` (the body's)."""
+        lib = self.library
+        if lib.anonymous_id_header:
+            value = self.anonymous_id_headers.get(user)
+            if value is None:
+                value = base64.b64encode(self.pop.anonymous_id(user).encode()).decode("ascii")
+                self.anonymous_id_headers[user] = value
+            headers["AnonymousId"] = value
+        if lib.sent_at_header and sent_at is not None:
+            headers["SentAt"] = sent_at.decode("ascii")
 
     @staticmethod
     def body_key(auth: Auth, write_key: str) -> bytes:
@@ -130,8 +146,8 @@ class Source:
         return self.library.auth
 
     def single_path(self, call_type: str) -> str:
-        """The path a single call of `call_type` goes to (where `single_calls`)."""
-        raise NotImplementedError
+        """The path a single call of `call_type` goes to (where `single_calls`): the library's."""
+        return self.library.single_path(call_type)
 
     def bad_input_headers(self) -> dict[str, str]:
         """Headers a bad-input request starts from: Basic auth where the library uses it, else none."""
@@ -141,6 +157,8 @@ class Source:
 
     def resend_headers(self, headers: dict[str, str], first: dict[str, Any]) -> None:
         """Adjust a duplicate re-send's headers to its first message (decoded) where the library must."""
+        if self.library.anonymous_id_header and first.get("anonymousId"):  # its sender's own AnonymousId
+            headers["AnonymousId"] = base64.b64encode(first["anonymousId"].encode()).decode("ascii")
 
     def agent_headers_for(self, auth: Auth, user: int, bulk: bool) -> dict[str, str]:
         """The headers of `auth` with the user's own User-Agent (browser, iOS), shared per agent."""
@@ -160,16 +178,22 @@ class Source:
         headers, key = self.shapes[auth]
         sent_at = self.timestamps.encode(sent_ms)
         if len(messages) == 1 and not bulk and self.single_calls:
-            path = self.single_path(CALL_TYPES[kinds[0]])
+            path = self.single_paths[kinds[0]]
             body = b"".join((messages[0][:-1], b',"sentAt":"', sent_at, b'"', key, b"}"))
         else:
             path = self.batch_path
-            body = b"".join((b'{"batch":[', b",".join(messages), b'],"sentAt":"', sent_at, b'"', key, b"}"))
+            stamp = b'"timestamp":"' + sent_at + b'",' if self.batch_timestamp else b""
+            body = b"".join(
+                (b'{"batch":[', b",".join(messages), b"],", stamp, b'"sentAt":"', sent_at, b'"', key, b"}")
+            )
         if self.library.gzip:
             body = gzip_bytes(body, self.gzip_level, self.gzip_engine)
         if self.agent_per_user:
             headers = self.agent_headers_for(auth, user, bulk)
-        return path, headers.copy(), body
+        headers = headers.copy()
+        if self.per_request_headers:
+            self.add_rudder_headers(headers, user, sent_at)
+        return path, headers, body
 
     # random draws in bulk ----------------------------------------------------------------------
 
@@ -318,3 +342,5 @@ class Source:
         opening = self.id_opening
         self.last_id_open = (opening % sent_ms if self.id_prefixed else opening) + clock.ms_half
         self.last_close = self.close_start + clock.sent_at + self.close_end
+        if self.batch_timestamp and self.close_start.startswith(b"]"):  # the batch's own `timestamp`
+            self.last_close = b'],"timestamp":"' + clock.sent_at + b'"' + self.last_close[1:]

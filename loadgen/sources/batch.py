@@ -39,7 +39,11 @@ class BatchSource(Source):
             body = self.gzip(body)
         headers = self.user_headers.get(user) if self.agent_per_user else self.event_headers
         if headers is None:
-            headers = self.user_headers[user] = self.agent_headers_for(self.library.auth, user, False)
+            headers = self.agent_headers_for(self.library.auth, user, False)
+            if self.per_request_headers:  # a device's own AnonymousId on each of its batches (no SentAt:
+                headers = dict(headers)  # only the browser SDK, which sends no batches here, writes one)
+                self.add_rudder_headers(headers, user, None)
+            self.user_headers[user] = headers
         n = len(messages)
         return event_request(self.name, self.library.name, self.batch_path, headers.copy(), body,
                              range(start, start + n), n, sent_ms, messages, self.retry_count_header, kinds)  # fmt: skip

@@ -6,16 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from loadgen.event_pool import page_tail
 from loadgen.libraries import Auth
 from loadgen.population import BROWSER_AGENTS
-from loadgen.prepared import CALL_TYPES, ONE_CALL_TYPE, PAGE, TRACK, PreparedRequest, event_request
+from loadgen.prepared import ONE_CALL_TYPE, PAGE, TRACK, PreparedRequest, event_request
 from loadgen.sources.base import BUFFER, NO_SESSION, Source
-
-BROWSER_PATHS = tuple(f"/v1/{t[0]}" for t in CALL_TYPES)
-ACCOUNT_PAGE_TAIL = page_tail({"path": "/account", "referrer": "", "search": "", "title": "Your account",
-                               "url": "https://www.example-shop.com/account"})  # fmt: skip
-"""The page an identify, group or alias call is made on."""
 
 
 class BrowserSource(Source):
@@ -23,16 +17,16 @@ class BrowserSource(Source):
 
     kind = "web"
     single_calls = True
-    identity_tail = ACCOUNT_PAGE_TAIL
     message_close = b"}"  # a browser event's tail leaves the message open
     close_start = b',"sentAt":"'
     bulk_content_type = "application/json"  # a bulk importer, not the browser: Basic auth and JSON
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.identity_tail = self.events.account_tail  # the page an identify, group or alias is made on
         # one header set per browser the population uses
         self.browser_headers = [
-            dict(self.headers_by_auth[Auth.BODY], **{"User-Agent": agent}) for agent in BROWSER_AGENTS
+            dict(self.headers_by_auth[self.library.auth], **{"User-Agent": agent}) for agent in BROWSER_AGENTS
         ]
         self.headers_of_user = [self.browser_headers[agent] for agent in self.pop.agent_index]
         self.page_parts = list(zip(self.events.page_heads, self.events.page_tails, strict=True))
@@ -54,7 +48,7 @@ class BrowserSource(Source):
         elif t == PAGE:
             head, etail = self.page_parts[self.page_picks[pos]]
         else:
-            head, etail = self._identity_call(t, user), ACCOUNT_PAGE_TAIL
+            head, etail = self._identity_call(t, user), self.identity_tail
         pop = self.pop
         tail = pop.tails.get(user) or pop.tail(user)
         clock = self.clock
@@ -73,7 +67,10 @@ class BrowserSource(Source):
         stamp = self.stamps.get(ms) or self.timestamps.stamp(ms)
         id_open = self.last_id_open
         join = b"".join
-        return event_request(self.name, "analytics.js", BROWSER_PATHS[t], self.headers_of_user[user].copy(),
+        headers = self.headers_of_user[user].copy()
+        if self.per_request_headers:
+            self.add_rudder_headers(headers, user, clock.sent_at)
+        return event_request(self.name, self.library.name, self.single_paths[t], headers,
                              join((head, id_open, id_part, stamp, tail, etail, self.last_close)),
                              range(seq, seq + 1), 1, sent_ms,
                              [join((head, id_open, id_part, stamp, tail, etail, b"}"))], None,
@@ -85,9 +82,6 @@ class BrowserSource(Source):
         self.event_lags = (2 + picks % 40).tolist()  # ms before sending, as build_messages draws it
         self.page_picks = (picks % len(self.events.page_heads)).tolist()
 
-    @staticmethod
-    def single_path(call_type: str) -> str:
-        return f"/v1/{call_type[:1]}"
 
     def request_auth(self, bulk: bool) -> Auth:
         return Auth.BASIC if bulk else self.library.auth
@@ -96,6 +90,7 @@ class BrowserSource(Source):
         headers = super()._headers(auth)
         headers["Origin"] = "https://www.example-shop.com"
         headers["Accept"] = "*/*"
+        headers.update(self.library.extra_headers)
         return headers
 
     def bad_input_headers(self) -> dict[str, str]:
@@ -104,4 +99,5 @@ class BrowserSource(Source):
         return headers
 
     def resend_headers(self, headers: dict[str, str], first: dict[str, Any]) -> None:
+        super().resend_headers(headers, first)
         headers["User-Agent"] = first["context"]["userAgent"]  # the same visitor's browser sends the retry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from loadgen.dialects import HTTP_AUTH_SHARES
 from loadgen.libraries import Auth, LibraryModel
 from loadgen.prepared import PreparedRequest, event_request
 from loadgen.profile import Profile
@@ -11,7 +12,6 @@ from loadgen.sources.base import BUFFER
 from loadgen.sources.server import ServerSource
 
 HTTP_SINGLE_CALL_SHARE = 0.7  # assumption: most direct HTTP callers post one call to /v1/<type>
-HTTP_AUTH_SHARES = ((Auth.BASIC, 0.60), (Auth.BODY, 0.25), (Auth.BEARER_AND_BODY, 0.15))  # assumption
 
 
 class HttpSource(ServerSource):
@@ -28,18 +28,16 @@ class HttpSource(ServerSource):
         return event_request(self.name, self.library.name, path, headers, body, range(start, start + n), n,
                              sent_ms, messages, self.retry_count_header, kinds)  # fmt: skip
 
-    @staticmethod
-    def single_path(call_type: str) -> str:
-        return f"/v1/{call_type}"
 
     def request_auth(self, bulk: bool) -> Auth:
         """Each request's auth drawn from HTTP_AUTH_SHARES: callers differ in how they send the key."""
+        shares = HTTP_AUTH_SHARES[self.profile.dialect]
         roll = self.r.random()
-        for auth, share in HTTP_AUTH_SHARES:
+        for auth, share in shares:
             if roll < share:
                 return auth
             roll -= share
-        return HTTP_AUTH_SHARES[-1][0]
+        return shares[-1][0]
 
     def _adjust_counts(self, counts: np.ndarray) -> np.ndarray:
         counts[self.rng.random(BUFFER) < HTTP_SINGLE_CALL_SHARE] = 1

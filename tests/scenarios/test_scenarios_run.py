@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.preflight import PREFLIGHT_STREAM
 from harness.stack import SandboxStack
 
 
@@ -122,7 +123,8 @@ def test_two_processes_are_two_streams_with_merged_metrics(locust_run):
     summary = run.summary()
     assert summary["run"]["streams"] == 2
     [monitor_run] = summary["delivery"]["runs"]
-    assert sorted(s["stream"] for s in monitor_run["streams"]) == [0, 1]
+    # the two workers' streams, and the preflight's own (its probes are audited like any message)
+    assert sorted(s["stream"] for s in monitor_run["streams"]) == [0, 1, PREFLIGHT_STREAM]
     assert all(s["final"] for s in monitor_run["streams"])
     for destination in _destinations(summary).values():
         assert destination["delivered_expected"] == destination["expected"] == summary["load"]["accepted"] > 0
@@ -139,7 +141,7 @@ def test_corrected_latency_shows_a_stall_that_measured_latency_hides(locust_run)
         stall = threading.Timer(6.0, _stall, args=(stack.sandbox.process.pid, 1.0))
         stall.start()
         run = locust_run(
-            "-t", "12s", "--target-rate", "1000", "--max-lag", "10",
+            "-t", "12s", "--target-rate", "1000", "--max-lag", "10", "--preflight", "off",  # the stall's timing
             "--host", stack.ingest_url, "--monitor-url", stack.monitor_url,
             env={"HARNESS_WRITE_KEY": stack.write_keys["everyone"], "HARNESS_MONITOR_TOKEN": stack.token},
         )  # fmt: skip
