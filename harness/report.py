@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gate.summary_format import ERROR_CLASSES, QUANTILES, RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
-from harness.stats import LoadStats
+from harness.stats import BAD_INPUT_OUTCOMES, LoadStats
 
 if TYPE_CHECKING:
     from gate.thresholds import Verdict
@@ -70,6 +70,10 @@ class RunReport:
             add(source, "missed_sends", value)
         for source, value in stats.accepted.items():
             add(source, "accepted", value)
+        for (source, code), value in stats.refused.items():
+            add(source, "refused", value)
+            answers = by_source[source]["refused_by_answer"]
+            answers[code] = answers.get(code, 0) + value
         for row in by_source.values():
             row["throughput"] = row["paced_messages"] / duration
             row["request_rate"] = row["requests"] / duration
@@ -91,6 +95,8 @@ class RunReport:
             "load": {
                 "messages": stats.total_messages(),
                 "accepted": sum(stats.accepted.values()),
+                "refused": sum(stats.refused.values()),
+                "refused_by_answer": _refused_by_answer(stats),
                 "requests": requests,
                 "throughput": stats.total_messages(PACED_KINDS) / duration,
                 "bad_input_messages": stats.total_messages(("bad",)),
@@ -107,10 +113,7 @@ class RunReport:
                 "duplicates_sent": sum(
                     v for (_s, _l, kind), v in stats.messages.items() if kind == "duplicate"
                 ),
-                "bad_inputs": {
-                    "expected": sum(v for (_c, a), v in stats.bad_inputs.items() if a == "expected"),
-                    "unexpected": sum(v for (_c, a), v in stats.bad_inputs.items() if a == "unexpected"),
-                },
+                "bad_inputs": _bad_inputs(stats),
                 "by_source": by_source,
             },
             "delivery": self.delivery or {},
@@ -153,10 +156,30 @@ class RunReport:
 
 def _source_row() -> dict[str, Any]:
     counts: dict[str, Any] = dict.fromkeys(
-        ("messages", "paced_messages", "accepted", "requests", "retries", "bytes", "missed_sends"), 0
+        ("messages", "paced_messages", "accepted", "refused", "requests", "retries", "bytes", "missed_sends"), 0
     )
     counts["requests_by_class"] = {}
+    counts["refused_by_answer"] = {}
     return counts
+
+
+def _refused_by_answer(stats: LoadStats) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_source, code), value in sorted(stats.refused.items()):
+        out[code] = out.get(code, 0) + value
+    return out
+
+
+def _bad_inputs(stats: LoadStats) -> dict[str, Any]:
+    """Bad-input requests by outcome, in total and per case (`lenient`: the target accepted one)."""
+    totals: dict[str, Any] = dict.fromkeys(BAD_INPUT_OUTCOMES, 0)
+    by_case: dict[str, dict[str, int]] = {}
+    for (case, outcome), value in sorted(stats.bad_inputs.items()):
+        totals[outcome] = totals.get(outcome, 0) + value
+        row = by_case.setdefault(case, dict.fromkeys(BAD_INPUT_OUTCOMES, 0))
+        row[outcome] = row.get(outcome, 0) + value
+    totals["by_case"] = by_case
+    return totals
 
 
 @dataclass(frozen=True)

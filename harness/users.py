@@ -19,6 +19,7 @@ from locust import User, task
 
 from harness.ingest_client import Answer, IngestClient
 from harness.plugin import Harness
+from harness.stats import bad_input_outcome
 from harness.stream import Stream
 from loadgen.traffic import PreparedRequest
 
@@ -89,7 +90,9 @@ class SourceUser(User):
         answer: Answer | None = None
         try:
             answer = self._send_once(request, intended, attempt)
-            while policy.should_retry(answer.status) and attempt + 1 < policy.max_attempts:
+            # A bad-input request answered 5xx is a target error, not overload: never retried.
+            retries = request.kind != "bad"
+            while retries and policy.should_retry(answer.status) and attempt + 1 < policy.max_attempts:
                 attempt += 1
                 self.stream.stats.record_retry(request.source, request.library)
                 gevent.sleep(policy.delay(attempt, answer.retry_after))
@@ -152,7 +155,8 @@ class SourceUser(User):
         if request.kind == "duplicate":
             ledger.record_duplicates(request.seqs)
         if request.kind == "bad":
-            self.stream.stats.record_bad_input(request.bad_case or "", status == request.expected_status)
+            outcome = bad_input_outcome(status, request.expected_status)
+            self.stream.stats.record_bad_input(request.bad_case or "", outcome)
         accepted: list[int] | range = []
         if status is not None and 200 <= status < 300:
             rejected = set(request.rejected_seqs) if request.rejected_seqs else ()
@@ -166,6 +170,8 @@ class SourceUser(User):
         elif status is not None and 400 <= status < 500 and status != 429:
             if request.seqs:
                 ledger.record_rejected(request.seqs, sent_ms)
+                if request.kind not in ("bad", "duplicate"):
+                    self.stream.stats.record_refused(request.source, status, request.message_count)
         elif request.seqs:
             ledger.record_abandoned(request.seqs, sent_ms)
         self.stream.generator.on_answer(request, status, accepted)

@@ -176,7 +176,9 @@ class Monitor:
     ) -> tuple[int, list, bytes]:
         dest.malformed_items += delivery.bad_items
         decision = self.behaviours[dest.config.name].decide(time.monotonic())
-        self.audit.record(dest, delivery.message_ids, delivery.users, arrival_ms, decision.refusal_class)
+        self.audit.record(
+            dest, delivery.message_ids, delivery.users, arrival_ms, decision.refusal_class, delivery.sent_at
+        )
         dest.count_request(decision.status, decision.reason)
         if decision.refused:
             dest.refused_messages[decision.reason] = dest.refused_messages.get(decision.reason, 0) + len(

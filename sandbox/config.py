@@ -44,6 +44,8 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class DedupeConfig:
+    enabled: bool = True
+    """False: every accepted message is delivered, re-sends too (to see a harness catch dedupe leaks)."""
     window_seconds: float = 86400.0
     max_ids: int = 5_000_000
     state_path: str | None = None
@@ -288,11 +290,15 @@ def _ingest(raw: Any) -> IngestConfig:
 
 
 def _dedupe(raw: Any) -> DedupeConfig:
-    d = _mapping(raw, "dedupe", {"window_seconds", "max_ids", "state_path"})
+    d = _mapping(raw, "dedupe", {"enabled", "window_seconds", "max_ids", "state_path"})
+    enabled = d.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"dedupe.enabled: expected true or false, got {enabled!r}")
     state_path = d.get("state_path")
     if state_path is not None and not isinstance(state_path, str):
         raise ConfigError(f"dedupe.state_path: expected a path string, got {state_path!r}")
     return DedupeConfig(
+        enabled=enabled,
         window_seconds=_number(d.get("window_seconds", 86400.0), "dedupe.window_seconds", minimum=0.1),
         max_ids=_int(d.get("max_ids", 5_000_000), "dedupe.max_ids", 1000, 1 << 31),
         state_path=state_path,

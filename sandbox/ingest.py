@@ -166,6 +166,7 @@ class Ingest:
         self.limits = config.ingest
         self.stats = stats
         self.dedupe = dedupe
+        self.dedupe_enabled = config.dedupe.enabled
         self.router = router
         self.faults = faults
         self.sources = {s.write_key: s.name for s in config.sources}
@@ -438,6 +439,8 @@ class Ingest:
                     stamp = self._corrected(original, own_sent, now, skews)
                 msg["timestamp"] = stamp
             msg["receivedAt"] = received
+            if sent_at is not None and "sentAt" not in msg:
+                msg["sentAt"] = sent_at  # kept on each event, as Segment delivers it
             msg["version"] = API_VERSION
             # Copy orjson's output into an exact-size bytes object: orjson allocates a 1 KB buffer and
             # shrinks it in place, and keeping thousands of those alive in the delivery queues makes
@@ -460,7 +463,7 @@ class Ingest:
             integs.append(integ)
             mids.append(mid)
         if bodies:
-            dup = self.dedupe.seen_many(id_hashes(source, mids), now)
+            dup = self.dedupe.seen_many(id_hashes(source, mids), now) if self.dedupe_enabled else []
             hits = dup.count(True)
             self.stats.accepted[source] += len(bodies)
             if hits:
