@@ -62,6 +62,7 @@ class Controller:
         self._greenlets: list[gevent.Greenlet] = []
         self._final_from: set[str] = set()
         self._finished = False
+        self.delivery_wait: dict[str, Any] | None = None
 
     @property
     def options(self) -> HarnessOptions:
@@ -213,6 +214,8 @@ class Controller:
         self.collect_local()
         report = self._report(self.ended_at)
         summary = report.summary()
+        if self.delivery_wait is not None:
+            summary["run"]["delivery_wait"] = self.delivery_wait
         if self.stack is not None:
             summary["sandbox"] = self.stack.sandbox_stats()
         self.verdict = evaluate(self.thresholds, summary)
@@ -248,21 +251,34 @@ class Controller:
         self.merge_worker_report(data)
 
     def _wait_for_deliveries(self) -> None:
-        """Poll the monitor until every stream's final ledger is in and nothing is pending."""
+        """Poll the monitor until every stream's final ledger is in and nothing is pending.
+
+        Past `--delivery-wait` it goes on while messages are pending (not delivered, loss deadline
+        not passed), up to the monitor's loss deadline (plus a sweep's margin, at most
+        MAX_DEADLINE_WAIT more): a message dropped late in the run then counts as lost, not pending.
+        """
         if self.monitor is None:
             return
-        deadline = time.monotonic() + self.options.delivery_wait
+        started = time.monotonic()
+        wait = DeliveryWait(started)
+        base = started + self.options.delivery_wait
         while True:
             self.collect_local()
             delivery = self.poll_delivery()
-            if delivery is not None and _settled(delivery, self.wiring.run, self.streams):
-                return
-            if time.monotonic() >= deadline:
-                log.warning(
-                    "delivery wait of %gs ended with messages still pending", self.options.delivery_wait
-                )
-                return
+            now = time.monotonic()
+            if delivery is not None:
+                wait.observe(now, delivery)
+                if _settled(delivery, self.wiring.run, self.streams):
+                    break
+            deadline = base
+            if delivery is not None and _pending(delivery):
+                needed = float(delivery.get("lost_after_seconds") or 0.0) + DEADLINE_MARGIN
+                deadline = max(base, started + min(needed, self.options.delivery_wait + MAX_DEADLINE_WAIT))
+            if now >= deadline:
+                log.warning("delivery wait of %.0fs ended with messages still pending", now - started)
+                break
             gevent.sleep(0.5)
+        self.delivery_wait = wait.summary(time.monotonic())
 
     def stop(self) -> None:
         for greenlet in self._greenlets:
@@ -280,6 +296,43 @@ def _warn_on_more_processes_than_cores(processes: int | None) -> None:
             "less, and a starved worker can miss its heartbeat; --processes %d (or -1) uses each core once",
             processes, cores, cores,
         )  # fmt: skip
+
+
+DEADLINE_MARGIN = 3.0
+"""Seconds past the loss deadline for the monitor's sweep to count a missing message as lost."""
+MAX_DEADLINE_WAIT = 600.0
+"""The most the delivery wait grows past --delivery-wait to reach the monitor's loss deadline."""
+ARRIVING_WINDOW = 2.0
+"""Seconds at the end of the delivery wait in which arrivals mean messages were still arriving."""
+
+
+class DeliveryWait:
+    """Deliveries seen while waiting, to tell whether messages were still arriving at the end."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.points: list[tuple[float, dict[str, int]]] = []
+
+    def observe(self, now: float, delivery: dict[str, Any]) -> None:
+        self.points.append((now, _delivered_by_destination(delivery)))
+
+    def summary(self, now: float) -> dict[str, Any]:
+        """`seconds` waited and, per destination, the messages that arrived in its last seconds."""
+        arriving: dict[str, int] = {}
+        if self.points:
+            last_t, last = self.points[-1]
+            earlier = [counts for t, counts in self.points if t <= last_t - ARRIVING_WINDOW]
+            base = earlier[-1] if earlier else self.points[0][1]
+            arriving = {name: count - base.get(name, 0) for name, count in last.items()}
+        return {
+            "seconds": round(now - self.started, 3),
+            "window_seconds": ARRIVING_WINDOW,
+            "arriving_at_end": arriving,
+        }
+
+
+def _pending(delivery: dict[str, Any]) -> bool:
+    return any(d.get("pending", 0) for d in (delivery.get("destinations") or {}).values())
 
 
 def _delivered_by_destination(delivery: dict[str, Any] | None) -> dict[str, int]:

@@ -28,7 +28,7 @@ DESTINATIONS = (
     ("warehouse", 200, 4),
 )
 CANARY_SOURCE = "canary"
-LOST_AFTER_SECONDS = 60.0
+LOST_AFTER_SECONDS = 20.0
 
 
 @dataclass
