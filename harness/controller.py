@@ -256,6 +256,8 @@ class Controller:
         Past `--delivery-wait` it goes on while messages are pending (not delivered, loss deadline
         not passed), up to the monitor's loss deadline (plus a sweep's margin, at most
         MAX_DEADLINE_WAIT more): a message dropped late in the run then counts as lost, not pending.
+        While messages are lost it does not stop early: `lost` is what never arrived by the end of
+        the delivery wait, and one arriving before then counts as late.
         """
         if self.monitor is None:
             return
@@ -268,14 +270,14 @@ class Controller:
             now = time.monotonic()
             if delivery is not None:
                 wait.observe(now, delivery)
-                if _settled(delivery, self.wiring.run, self.streams):
+                if _settled(delivery, self.wiring.run, self.streams) and not _lost(delivery):
                     break
             deadline = base
             if delivery is not None and _pending(delivery):
                 needed = float(delivery.get("lost_after_seconds") or 0.0) + DEADLINE_MARGIN
                 deadline = max(base, started + min(needed, self.options.delivery_wait + MAX_DEADLINE_WAIT))
             if now >= deadline:
-                log.warning("delivery wait of %.0fs ended with messages still pending", now - started)
+                log.warning("delivery wait of %.0fs ended with messages lost or pending", now - started)
                 break
             gevent.sleep(0.5)
         self.delivery_wait = wait.summary(time.monotonic())
@@ -329,6 +331,10 @@ class DeliveryWait:
             "window_seconds": ARRIVING_WINDOW,
             "arriving_at_end": arriving,
         }
+
+
+def _lost(delivery: dict[str, Any]) -> bool:
+    return any(d.get("lost", 0) for d in (delivery.get("destinations") or {}).values())
 
 
 def _pending(delivery: dict[str, Any]) -> bool:

@@ -55,7 +55,9 @@ class SandboxStack:
         faults: dict | None = None,
         loss_deadline: float = LOST_AFTER_SECONDS,
         canary_interval: float = 1.0,
+        dedupe: bool = True,
     ) -> SandboxStack:
+        """Start both; `dedupe=False` turns the sandbox's dedupe off (every re-send is delivered)."""
         workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
         folder = Path(workdir.name)
         env = dict(os.environ)
@@ -72,6 +74,7 @@ class SandboxStack:
                 {"name": source, "write_key_env": f"HARNESS_STACK_KEY_{i}"}
                 for i, source in enumerate(write_keys)
             ],
+            "dedupe": {"enabled": dedupe},
             "delivery": {"spool_path": str(folder / "sandbox-spool.jsonl")},
             "faults": faults or {},
             "destinations": [
