@@ -151,24 +151,24 @@ def test_with_the_dedupe_off_leaks_are_the_re_sends_delivered_twice(locust_run, 
 
 def test_a_destination_down_past_the_loss_deadline_shows_late_not_lost(locust_run, stack_factory):
     stack = stack_factory(loss_deadline=2.0)
-    down = {"kind": "down", "seconds": 10}
+    down = {"kind": "down", "seconds": 16}
     answer = httpx.put(f"{stack.monitor_url}/api/destinations/webhook/behaviour", json=down, timeout=10)
     assert answer.status_code == 200, answer.text
     args, env = _against(stack)
     run = locust_run(
         "-t", "4s", "--target-rate", "300", "--canary-interval", "0", "--metrics-port", "0", "--bad-input-share", "0",
-        "--duplicate-share", "0", "--delivery-wait", "40", *args, env=env,
+        "--duplicate-share", "0", "--delivery-wait", "45", *args, env=env,
     )  # fmt: skip
     assert run.code == 1, run.output[-4000:]
     summary = run.summary()
     webhook = summary["delivery"]["destinations"]["webhook"]
     warehouse = summary["delivery"]["destinations"]["warehouse"]
-    # Every webhook message's deadline (2 s after its send) passed while the webhook was down (10 s).
+    # Every webhook message's deadline (2 s after its send) passed while the webhook was down (16 s from before the start).
     assert webhook["expected"] > 0 and webhook["lost"] == 0 and webhook["pending"] == 0
     assert webhook["late"] == webhook["expected"] == webhook["delivered_expected"]
     assert warehouse["late"] == warehouse["lost"] == 0
     failed = [r["metric"] for r in summary["verdict"]["results"] if not r["passed"]]
-    assert failed == ["late.count"], failed
+    assert "late.count" in failed and set(failed) <= {"late.count", "delivery.latency"}, failed
     words = f"webhook: {webhook['late']:,} messages arrived late (after the 2s loss deadline) and none lost"
     assert words in run.output and words in " ".join(summary["verdict"]["story"])
 
