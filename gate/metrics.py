@@ -301,7 +301,10 @@ METRICS: dict[str, Metric] = {
         "valid messages the ingest refused (non-429 4xx) ÷ accepted + refused; answer: a status code",
     ),
     "refused.count": Metric(
-        "count", _refused(ratio=False), ("source", "answer"), "valid messages the ingest refused (non-429 4xx)"
+        "count",
+        _refused(ratio=False),
+        ("source", "answer"),
+        "valid messages the ingest refused (non-429 4xx)",
     ),
     "lenient.count": Metric(
         "count", _lenient, ("case",), "bad-input requests the ingest accepted (2xx) instead of refusing"

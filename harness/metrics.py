@@ -87,7 +87,9 @@ class LoadCollector(Collector):
         yield refused
 
         bad = CounterMetricFamily(
-            "loadgen_bad_inputs", "Bad-input requests sent, by case and outcome (expected, lenient, error, unexpected)", labels=["case", "answer"]
+            "loadgen_bad_inputs",
+            "Bad-input requests sent, by case and outcome (expected, lenient, error, unexpected)",
+            labels=["case", "answer"],
         )
         for (case, answer), value in s.bad_inputs.items():
             bad.add_metric([case, answer], value)

@@ -150,7 +150,9 @@ class RunReport:
                     f"{d.get('dedupe_leaks', 0):>7,}{_out_of_order(d):>8}"
                     f"{_ms(q.get('p95')):>9}{_ms(q.get('p99')):>9}"
                 )
-            lines.append("  (order: share of deliveries that came before an earlier message of the same user)")
+            lines.append(
+                "  (order: share of deliveries that came before an earlier message of the same user)"
+            )
         else:
             lines.append("  delivery  no monitor data (no --monitor-url, or the monitor did not answer)")
         lines.append(verdict.table())
@@ -166,17 +168,23 @@ def _ingest_lines(load: dict[str, Any]) -> list[str]:
     """Accepted and refused messages, per source and per answer (refused: a non-429 4xx)."""
     refused = load.get("refused", 0)
     answers = ", ".join(f"{code} ×{n:,}" for code, n in sorted((load.get("refused_by_answer") or {}).items()))
-    lines = [f"  ingest    accepted {load.get('accepted', 0):,}, refused {refused:,}" + (f" ({answers})" if answers else "")]
+    lines = [
+        f"  ingest    accepted {load.get('accepted', 0):,}, refused {refused:,}"
+        + (f" ({answers})" if answers else "")
+    ]
     if refused:
         for name, row in sorted((load.get("by_source") or {}).items()):
             codes = ", ".join(f"{c} ×{n:,}" for c, n in sorted((row.get("refused_by_answer") or {}).items()))
-            lines.append(f"    {name:<12} accepted {row.get('accepted', 0):>9,}  refused {row.get('refused', 0):>9,}  {codes}")
+            lines.append(
+                f"    {name:<12} accepted {row.get('accepted', 0):>9,}  refused {row.get('refused', 0):>9,}  {codes}"
+            )
     return lines
 
 
 def _source_row() -> dict[str, Any]:
     counts: dict[str, Any] = dict.fromkeys(
-        ("messages", "paced_messages", "accepted", "refused", "requests", "retries", "bytes", "missed_sends"), 0
+        ("messages", "paced_messages", "accepted", "refused", "requests", "retries", "bytes", "missed_sends"),
+        0,
     )
     counts["requests_by_class"] = {}
     counts["refused_by_answer"] = {}

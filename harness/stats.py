@@ -25,7 +25,6 @@ _PROMETHEUS_INDEX = np.searchsorted(FINE_BUCKETS, PROMETHEUS_BUCKETS)
 _FINE_BOUNDS = FINE_BUCKETS.tolist()  # bisect on a list beats numpy for one value at a time
 
 
-
 BAD_INPUT_OUTCOMES = ("expected", "lenient", "error", "unexpected")
 """How the target answered a bad-input case: as expected, accepted it (2xx: lenient), a target error
 (5xx or no answer), or another answer."""

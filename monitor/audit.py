@@ -142,7 +142,14 @@ class Cell:
     def memory_bytes(self) -> int:
         """Container bytes of the bitmaps (plus ~48 bytes each) and the per-user table's size."""
         total = 0
-        for b in (self.delivered, self.resent, self.resent_only, self.due, self.refused_retry, self.refused_discard):
+        for b in (
+            self.delivered,
+            self.resent,
+            self.resent_only,
+            self.due,
+            self.refused_retry,
+            self.refused_discard,
+        ):
             st = b.get_statistics()
             total += 48 + st["n_containers"] * 16 + st["n_bytes_array_containers"]
             total += st["n_bytes_bitset_containers"] + st["n_bytes_run_containers"]

@@ -47,8 +47,16 @@ _RUN_GAUGES = (
     ("pending", "monitor_run_pending_messages", "Expected seqs not yet delivered, deadline not passed."),
     ("lost", "monitor_run_lost_messages", "Expected seqs not delivered by their deadline."),
     ("late", "monitor_run_late_messages", "Seqs first delivered after their loss deadline (not lost)."),
-    ("out_of_order", "monitor_run_out_of_order_messages", "First deliveries before an earlier message of the user."),
-    ("dedupe_leaks", "monitor_run_dedupe_leaks", "Seqs delivered from a later send (a re-send that passed dedupe)."),
+    (
+        "out_of_order",
+        "monitor_run_out_of_order_messages",
+        "First deliveries before an earlier message of the user.",
+    ),
+    (
+        "dedupe_leaks",
+        "monitor_run_dedupe_leaks",
+        "Seqs delivered from a later send (a re-send that passed dedupe).",
+    ),
     ("rejected_delivered", "monitor_run_rejected_delivered_messages", "Rejected seqs delivered."),
 )
 

@@ -51,7 +51,10 @@ def base_summary() -> dict[str, Any]:
             "refused": 100,
             "refused_by_answer": {"401": 60, "404": 40},
             "bad_inputs": {
-                "expected": 8, "lenient": 3, "error": 1, "unexpected": 0,
+                "expected": 8,
+                "lenient": 3,
+                "error": 1,
+                "unexpected": 0,
                 "by_case": {
                     "track_without_event": {"expected": 0, "lenient": 3, "error": 0, "unexpected": 0},
                     "bad_gzip": {"expected": 8, "lenient": 0, "error": 1, "unexpected": 0},
@@ -71,12 +74,22 @@ def base_summary() -> dict[str, Any]:
             "retries": 40,
             "by_source": {
                 "ios": {
-                    "messages": 4000, "accepted": 3960, "refused": 40, "refused_by_answer": {"404": 40},
-                    "requests": 500, "bytes": 1, "missed_sends": 0,
+                    "messages": 4000,
+                    "accepted": 3960,
+                    "refused": 40,
+                    "refused_by_answer": {"404": 40},
+                    "requests": 500,
+                    "bytes": 1,
+                    "missed_sends": 0,
                 },
                 "web": {
-                    "messages": 6000, "accepted": 5940, "refused": 60, "refused_by_answer": {"401": 60},
-                    "requests": 1500, "bytes": 1, "missed_sends": 40,
+                    "messages": 6000,
+                    "accepted": 5940,
+                    "refused": 60,
+                    "refused_by_answer": {"401": 60},
+                    "requests": 1500,
+                    "bytes": 1,
+                    "missed_sends": 40,
                 },
             },
         },

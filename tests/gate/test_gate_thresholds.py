@@ -312,7 +312,10 @@ def test_verdict_table_and_dict(summary):
 
 
 def test_the_verdict_says_in_words_what_the_figures_mean(summary):
-    summary["run"]["delivery_wait"] = {"window_seconds": 2.0, "arriving_at_end": {"webhook": 12, "warehouse": 0}}
+    summary["run"]["delivery_wait"] = {
+        "window_seconds": 2.0,
+        "arriving_at_end": {"webhook": 12, "warehouse": 0},
+    }
     verdict = evaluate(default_thresholds(), summary)
     failed = {r.threshold.text() for r in verdict.failures()}
     assert {"refused.ratio == 0", "loss.ratio == 0", "late.count == 0"} <= failed

@@ -174,6 +174,8 @@ def test_delivered_events_keep_sentAt_and_the_dedupe_can_be_switched_off(
         assert sb.post("/v1/batch", again).status_code == 200
         sb.wait_for(lambda s, copies=copies: s["delivered"].get("d") == copies)
         events = recv.events()
-        assert [e["sentAt"] for e in events] == ["2026-12-04T18:00:00.000Z", "2026-12-04T18:00:05.000Z"][:copies]
+        assert [e["sentAt"] for e in events] == ["2026-12-04T18:00:00.000Z", "2026-12-04T18:00:05.000Z"][
+            :copies
+        ]
         assert {e["messageId"] for e in events} == {"m-1"}
         sb.stop()

@@ -49,7 +49,9 @@ def test_a_refused_write_key_fails_the_verdict_on_a_refusal_row(locust_run, stac
     load = summary["load"]
     assert load["accepted"] == 0 and load["refused"] > 0
     assert set(load["refused_by_answer"]) == {"401"}
-    failed = {r["metric"] + " " + r["expression"]: r for r in summary["verdict"]["results"] if not r["passed"]}
+    failed = {
+        r["metric"] + " " + r["expression"]: r for r in summary["verdict"]["results"] if not r["passed"]
+    }
     assert failed["refused.ratio == 0"]["value"] == 1.0
     assert "Verdict: FAIL" in run.output and "refused.ratio == 0 (was 100.0000%)" in run.output
     assert f"The target refused {load['refused']:,} valid messages (401 ×" in run.output
@@ -62,7 +64,7 @@ class _RefusesBrowserPaths(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         refused = len(self.path) == len("/v1/t") and self.path.startswith("/v1/")
         body = b'{"code":"not_found","message":"404 page not found"}' if refused else b'{"success":true}'
@@ -120,11 +122,14 @@ def test_delivery_duplicates_are_not_dedupe_leaks(locust_run, tmp_path: Path):
     assert injected > 0
     assert webhook["dedupe_leaks"] == warehouse["dedupe_leaks"] == 0
     assert webhook["duplicates"] == injected and warehouse["duplicates"] == 0
-    assert run.code == 1 and "duplicates.count" in run.output and "dedupe_leaks.count == 0" not in (
-        run.output.split("Verdict:")[-1]
+    assert (
+        run.code == 1
+        and "duplicates.count" in run.output
+        and "dedupe_leaks.count == 0" not in (run.output.split("Verdict:")[-1])
     )
-    assert f"webhook: 0 dedupe leaks (a re-send, new sentAt, delivered) and {injected:,} delivery duplicates" in (
-        run.output
+    assert (
+        f"webhook: 0 dedupe leaks (a re-send, new sentAt, delivered) and {injected:,} delivery duplicates"
+        in (run.output)
     )
 
 
