@@ -10,23 +10,27 @@ of one send (same `sentAt`) are the pipeline delivering one accepted message twi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+UNKNOWN = -1
+"""The time of a copy without a readable `sentAt`."""
 
-def _ms_of(text: str) -> int | None:
-    """An ISO 8601 time as Unix ms (naive: UTC), or None when it cannot be read."""
+
+def ms_of(text: object) -> int:
+    """An ISO 8601 time as Unix ms (a naive one is UTC), or UNKNOWN when it is not one."""
+    if not isinstance(text, str):
+        return UNKNOWN
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        return None
+        return UNKNOWN
     if moment.tzinfo is None:
-        return int(moment.replace(tzinfo=_UTC).timestamp() * 1000)
-    return round(moment.timestamp() * 1000)
-
-
-_UTC = datetime.fromisoformat("2000-01-01T00:00:00+00:00").tzinfo
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MS
 
 
 def later_send_rows(sent_at: list | None, sent_ms: np.ndarray) -> np.ndarray | None:
@@ -34,21 +38,12 @@ def later_send_rows(sent_at: list | None, sent_ms: np.ndarray) -> np.ndarray | N
 
     `sent_at` holds each copy's `sentAt` (None where the event has none: such a copy counts as the
     first send's, so a pipeline that drops `sentAt` shows re-sends as duplicates, never as leaks);
-    `sent_ms` the send time in each messageId. The usual copy's `sentAt` is exactly the text the
-    generator wrote (`...T..:..:..mmmZ`), matched in one vectorized comparison; other texts are
-    parsed one by one (another format of the same instant still counts as the first send).
+    `sent_ms` the send time in each messageId. Each distinct text is parsed once (the copies of one
+    ingest request share it), so any spelling of the same instant counts as the first send.
     """
     if sent_at is None or not len(sent_ms):
         return None
-    stamps = sent_ms.astype(np.int64).astype("datetime64[ms]")
-    first = np.char.add(np.datetime_as_string(stamps, unit="ms"), "Z")
-    texts = np.array([t if t is not None else "" for t in sent_at], dtype=str)
-    other = (texts != first) & (texts != "")
-    if not other.any():
-        return None
-    rows = np.flatnonzero(other)
-    later = np.zeros(len(texts), dtype=bool)
-    for row in rows.tolist():
-        ms = _ms_of(str(texts[row]))
-        later[row] = ms is not None and ms != int(sent_ms[row])
+    times = {text: ms_of(text) for text in set(sent_at)}
+    copy_ms = np.fromiter(map(times.__getitem__, sent_at), dtype=np.int64, count=len(sent_at))
+    later = (copy_ms != UNKNOWN) & (copy_ms != sent_ms.astype(np.int64))
     return later if later.any() else None
