@@ -102,6 +102,55 @@ def test_a_target_refusing_one_librarys_endpoint_names_that_source(locust_run):
     assert "refused.ratio == 0 (was" in run.output
 
 
+class _LenientTarget(BaseHTTPRequestHandler):
+    """A target that accepts everything (200) except a body announced as gzip that is not gzip,
+    which it answers 500 (what RudderStack does); it counts those requests."""
+
+    protocol_version = "HTTP/1.1"
+    bad_gzip_requests = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        corrupt = self.headers.get("Content-Encoding") == "gzip" and not body.startswith(b"\x1f\x8b")
+        if corrupt:
+            type(self).bad_gzip_requests += 1
+        answer = b'{"code":"bad_body","message":"Failed to read body"}' if corrupt else b'{"success":true}'
+        self.send_response(500 if corrupt else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def test_bad_input_answered_5xx_is_a_target_error_never_retried_and_accepted_bad_input_is_lenient(locust_run):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LenientTarget)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = locust_run(
+            *QUICK, "--host", f"http://127.0.0.1:{server.server_port}", "--bad-input-share", "0.2",
+            "--duplicate-share", "0", env={"HARNESS_WRITE_KEY": "any"},
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    load = run.summary()["load"]
+    cases = load["bad_inputs"]["by_case"]
+    # every corrupt-gzip request reached the target once: a 5xx to bad input is not retried
+    assert _LenientTarget.bad_gzip_requests > 0
+    assert cases["bad_gzip"]["error"] == _LenientTarget.bad_gzip_requests
+    assert load["retries"] == 0 and load["requests_by_class"]["5xx"] == _LenientTarget.bad_gzip_requests
+    lenient = {case for case, row in cases.items() if row["lenient"]}
+    assert {"malformed_json", "bad_write_key"} <= lenient, cases
+    assert load["bad_inputs"]["lenient"] == sum(row["lenient"] for row in cases.values())
+    assert "The target accepted bad input it should refuse (lenient): " in run.output
+    assert "lenient.count" not in run.output  # shown, not failed by default
+
+
 def _faults(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "faults.yaml"
     path.write_text(text)
