@@ -21,6 +21,7 @@ import gevent
 from locust.runners import MasterRunner
 
 from gate.thresholds import Verdict, aborting_failures, evaluate
+from harness.delivery_wait import DeliveryWait, delivered_by_destination
 from harness.monitor_client import MonitorClient, MonitorError
 from harness.options import HarnessOptions, sandbox_faults
 from harness.report import RunReport, write_report
@@ -197,7 +198,7 @@ class Controller:
             "requests": self.stats.total_requests(),
             "measured_counts": measured.counts.copy(),
             "corrected_counts": corrected.counts.copy(),
-            "delivered": _delivered_by_destination(self.delivery),
+            "delivered": delivered_by_destination(self.delivery),
         }
 
     # The end ---------------------------------------------------------------------------------
@@ -251,33 +252,13 @@ class Controller:
         self.merge_worker_report(data)
 
     def _wait_for_deliveries(self) -> None:
-        """Poll the monitor until every stream's final ledger is in and nothing is pending.
-
-        Past `--delivery-wait` it goes on while messages are pending (not delivered, loss deadline
-        not passed), up to the monitor's loss deadline (plus a sweep's margin, at most
-        MAX_DEADLINE_WAIT more): a message dropped late in the run then counts as lost, not pending.
-        While messages are lost it does not stop early: `lost` is what never arrived by the end of
-        the delivery wait, and one arriving before then counts as late.
-        """
+        """Poll the monitor until the wait is over (see `harness.delivery_wait`)."""
         if self.monitor is None:
             return
-        started = time.monotonic()
-        wait = DeliveryWait(started)
-        base = started + self.options.delivery_wait
+        wait = DeliveryWait(time.monotonic(), self.options.delivery_wait, self.wiring.run, self.streams)
         while True:
             self.collect_local()
-            delivery = self.poll_delivery()
-            now = time.monotonic()
-            if delivery is not None:
-                wait.observe(now, delivery)
-                if _settled(delivery, self.wiring.run, self.streams) and not _lost(delivery):
-                    break
-            deadline = base
-            if delivery is not None and _pending(delivery):
-                needed = float(delivery.get("lost_after_seconds") or 0.0) + DEADLINE_MARGIN
-                deadline = max(base, started + min(needed, self.options.delivery_wait + MAX_DEADLINE_WAIT))
-            if now >= deadline:
-                log.warning("delivery wait of %.0fs ended with messages lost or pending", now - started)
+            if wait.over(time.monotonic(), self.poll_delivery()):
                 break
             gevent.sleep(0.5)
         self.delivery_wait = wait.summary(time.monotonic())
@@ -298,63 +279,6 @@ def _warn_on_more_processes_than_cores(processes: int | None) -> None:
             "less, and a starved worker can miss its heartbeat; --processes %d (or -1) uses each core once",
             processes, cores, cores,
         )  # fmt: skip
-
-
-DEADLINE_MARGIN = 3.0
-"""Seconds past the loss deadline for the monitor's sweep to count a missing message as lost."""
-MAX_DEADLINE_WAIT = 600.0
-"""The most the delivery wait grows past --delivery-wait to reach the monitor's loss deadline."""
-ARRIVING_WINDOW = 2.0
-"""Seconds at the end of the delivery wait in which arrivals mean messages were still arriving."""
-
-
-class DeliveryWait:
-    """Deliveries seen while waiting, to tell whether messages were still arriving at the end."""
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.points: list[tuple[float, dict[str, int]]] = []
-
-    def observe(self, now: float, delivery: dict[str, Any]) -> None:
-        self.points.append((now, _delivered_by_destination(delivery)))
-
-    def summary(self, now: float) -> dict[str, Any]:
-        """`seconds` waited and, per destination, the messages that arrived in its last seconds."""
-        arriving: dict[str, int] = {}
-        if self.points:
-            last_t, last = self.points[-1]
-            earlier = [counts for t, counts in self.points if t <= last_t - ARRIVING_WINDOW]
-            base = earlier[-1] if earlier else self.points[0][1]
-            arriving = {name: count - base.get(name, 0) for name, count in last.items()}
-        return {
-            "seconds": round(now - self.started, 3),
-            "window_seconds": ARRIVING_WINDOW,
-            "arriving_at_end": arriving,
-        }
-
-
-def _lost(delivery: dict[str, Any]) -> bool:
-    return any(d.get("lost", 0) for d in (delivery.get("destinations") or {}).values())
-
-
-def _pending(delivery: dict[str, Any]) -> bool:
-    return any(d.get("pending", 0) for d in (delivery.get("destinations") or {}).values())
-
-
-def _delivered_by_destination(delivery: dict[str, Any] | None) -> dict[str, int]:
-    destinations = (delivery or {}).get("destinations") or {}
-    return {name: d.get("delivered", 0) for name, d in destinations.items()}
-
-
-def _settled(delivery: dict[str, Any], run: int, streams: int) -> bool:
-    """Every stream's final ledger has arrived and nothing expected is still in flight."""
-    runs = [r for r in delivery.get("runs", []) if r.get("run") == run]
-    if not runs:
-        return False
-    final = [s for s in runs[0].get("streams", []) if s.get("final")]
-    if len(final) < streams:
-        return False
-    return all(d.get("pending", 0) == 0 for d in delivery.get("destinations", {}).values())
 
 
 def _history_row(previous: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
