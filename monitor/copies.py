@@ -1,7 +1,8 @@
 """Which send a delivered copy of a message came from: the first one, or a later re-send.
 
 Client libraries stamp `sentAt` on every send and keep the messageId on a retry or re-send, and
-pipelines keep `sentAt` on the events they deliver (Segment does, and so does the bundled sandbox).
+pipelines keep `sentAt` on the events they deliver (Segment's spec lists it among every message's
+common fields; the bundled sandbox keeps it; whether RudderStack's webhook keeps it is not checked).
 Our messageIds carry the first send's time (ms), which the generator also writes as that send's
 `sentAt`. So a copy whose `sentAt` is the send time in its messageId came from the first send, and a
 copy with any other `sentAt` came from a later send: a re-send that got past the dedupe. Two copies
