@@ -160,12 +160,12 @@ def _faults(tmp_path: Path, text: str) -> Path:
 def test_delivery_duplicates_are_not_dedupe_leaks(locust_run, tmp_path: Path):
     faults = _faults(tmp_path, "faults:\n  destinations:\n    webhook:\n      duplicate: 0.05\n")
     run = locust_run(
-        *QUICK, "--sandbox-faults", str(faults), "--duplicate-share", "0.1", "--bad-input-share", "0",
+        *QUICK, "--sandbox-faults", str(faults), "--duplicate-share", "0.2", "--bad-input-share", "0",
         "--delivery-wait", "10",
     )  # fmt: skip
     summary = run.summary()
     sandbox = summary["sandbox"]
-    assert sum(sandbox["dedupe_hits"].values()) > 50, sandbox["dedupe_hits"]  # re-sends ran and were caught
+    assert sum(sandbox["dedupe_hits"].values()) > 20, sandbox["dedupe_hits"]  # re-sends ran and were caught
     webhook = summary["delivery"]["destinations"]["webhook"]
     warehouse = summary["delivery"]["destinations"]["warehouse"]
     injected = sandbox["faults"]["duplicate"]["webhook"]
@@ -187,12 +187,12 @@ def test_with_the_dedupe_off_leaks_are_the_re_sends_delivered_twice(locust_run, 
     stack = stack_factory(dedupe=False)
     args, env = _against(stack)
     run = locust_run(
-        *QUICK, *args, "--duplicate-share", "0.1", "--bad-input-share", "0", "--delivery-wait", "10",
+        *QUICK, *args, "--duplicate-share", "0.2", "--bad-input-share", "0", "--delivery-wait", "10",
         "--run-id", "dedupe-off", env=env,
     )  # fmt: skip
     assert run.code == 1, run.output[-4000:]
     resent = run.summary()["load"]["duplicates_sent"]
-    assert resent > 50
+    assert resent > 20
     # read again after the run: a re-send accepted in the last moment is delivered by now
     final = httpx.get(f"{stack.monitor_url}/api/summary", params={"run": "dedupe-off"}, timeout=10).json()
     stats = httpx.get(f"{stack.ingest_url}/admin/stats", timeout=10).json()
