@@ -57,6 +57,12 @@ def _destination_story(name: str, d: dict[str, Any], deadline: float | None) -> 
             f"{name}: {d['pending']:,} messages still pending (neither arrived nor past their deadline) "
             "when the wait ended."
         )
+    if d.get("later_send_only", 0) * 2 > d.get("delivered", 0) > 0:
+        lines.append(
+            f"{name}: {d['later_send_only']:,} of {d['delivered']:,} messages arrived only with a sentAt other "
+            "than their first send's: the pipeline seems to rewrite sentAt, so dedupe leaks cannot be told "
+            "from delivery duplicates here."
+        )
     if d.get("dedupe_leaks") or d.get("duplicates"):
         lines.append(
             f"{name}: {d.get('dedupe_leaks', 0):,} dedupe leaks (a re-send, new sentAt, delivered) and "

@@ -32,10 +32,14 @@ Field meanings, per destination (and summed in `totals`):
   equals the send time in its messageId, or that has no `sentAt`, is of the first send; a copy
   with another `sentAt` is of a later send (`monitor.copies`).
 - `duplicates`: the pipeline delivering one send twice: arrivals of a (seq, send) already
-  delivered. `arrivals = delivered + dedupe_leaks + duplicates` (refused-then-redelivered aside).
+  delivered. `arrivals = delivered + dedupe_leaks − later_send_only + duplicates`
+  (refused-then-redelivered arrivals aside).
 - `dedupe_leaks`: distinct seqs delivered from a later send: a re-send (same messageId, new
   `sentAt`) that got past the dedupe. A pipeline that drops `sentAt` shows none (its re-sends
   count as duplicates); several later sends of one seq count once.
+- `later_send_only`: of those, seqs whose first send's copy has not arrived (the pipeline lost it,
+  or it is still on its way). When this is most of `delivered`, the pipeline does not keep the
+  first send's `sentAt` (it rewrites it) and `dedupe_leaks` means nothing: the verdict says so.
 - `rejected_delivered`: seqs the ingest rejected (4xx) that were delivered anyway.
 - `abandoned_delivered`: abandoned seqs that were delivered (not an error: their outcome was unknown).
 - `redelivered_after_400`: arrivals of messages this monitor had refused with a non-429 4xx
@@ -108,6 +112,7 @@ class DeliveryCounts(TypedDict):
     late: int
     duplicates: int
     dedupe_leaks: int
+    later_send_only: int
     rejected_delivered: int
     abandoned_delivered: int
     redelivered_after_400: int

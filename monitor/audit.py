@@ -206,6 +206,7 @@ class CellStats:
     late: int = 0
     duplicates: int = 0
     dedupe_leaks: int = 0
+    later_send_only: int = 0
     rejected_delivered: int = 0
     abandoned_delivered: int = 0
     redelivered_after_400: int = 0
@@ -428,6 +429,7 @@ class Audit:
                 late=cell.late,
                 duplicates=cell.duplicate_deliveries,
                 dedupe_leaks=len(cell.resent),
+                later_send_only=len(cell.resent_only),
                 out_of_order=cell.out_of_order,
                 redelivered_after_400=cell.redelivered_after_discard,
                 refused_retry=len(cell.refused_retry),

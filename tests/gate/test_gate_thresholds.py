@@ -336,3 +336,10 @@ def test_a_clean_run_has_no_story(summary):
     for row in summary["delivery"]["destinations"].values():
         row.update(lost=0, late=0, pending=0, duplicates=0, dedupe_leaks=0)
     assert evaluate(default_thresholds(), summary).story == []
+
+
+def test_a_pipeline_that_rewrites_sentAt_is_called_out(summary):
+    webhook = summary["delivery"]["destinations"]["webhook"]
+    webhook.update(dedupe_leaks=9000, later_send_only=9000)
+    text = evaluate(default_thresholds(), summary).table()
+    assert "webhook: 9,000 of 9,900 messages arrived only with a sentAt other than their first send's" in text

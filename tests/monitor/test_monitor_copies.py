@@ -47,6 +47,17 @@ def test_a_cell_tells_leaks_from_duplicates_in_any_arrival_order():
     assert cell.duplicate_deliveries == 1 + 1 + 1 + 1  # 1, 2's re-send, 4's first send, 4's re-send
     assert cell.arrivals == 10 and len(cell.delivered) == 4
     assert cell.arrivals == len(cell.delivered) + len(cell.resent) + cell.duplicate_deliveries
+    assert not cell.resent_only  # 4's first send arrived after its re-send
+
+
+def test_a_re_send_whose_first_send_never_arrived_is_a_leak_delivered_once():
+    cell = Cell()
+    cell.accept(_seqs(1, 2), None, _mask(True, False))
+    assert len(cell.resent) == 1 and list(cell.resent_only) == [1] and cell.duplicate_deliveries == 0
+    cell.accept(_seqs(1), None, _mask(True))
+    assert cell.duplicate_deliveries == 1 and list(cell.resent_only) == [1]
+    cell.accept(_seqs(1), None)
+    assert cell.duplicate_deliveries == 1 and not cell.resent_only
 
 
 def test_a_cell_without_sentAt_counts_every_repeat_as_a_duplicate():
