@@ -35,6 +35,7 @@ import numpy as np
 import orjson
 
 from harness.processes import free_port
+from loadgen.encoding import TimestampCache
 from loadgen.ids import UUID_LENGTH, encode_uuids, run_id_from_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,9 @@ os._exit(0)
 """
 
 
+SENT_AT_TEXT = "2026-11-23T13:00:00.000Z"
+
+
 def event_template(i: int, users: int) -> dict:
     """One realistic ~1 KB analytics.js `track` event as a webhook destination receives it."""
     return {
@@ -78,7 +82,7 @@ def event_template(i: int, users: int) -> dict:
         "anonymousId": "00000000-anon-4c8e-9d1f-0123456789ab",  # digits rewritten per request
         "userId": f"user-{i % users}",
         "timestamp": "2026-11-23T13:00:00.000Z",
-        "sentAt": "2026-11-23T13:00:00.010Z",
+        "sentAt": SENT_AT_TEXT,  # rewritten per request: the send time in the ids
         "receivedAt": "2026-11-23T13:00:00.120Z",
         "originalTimestamp": "2026-11-23T13:00:00.000Z",
         "properties": {
@@ -139,14 +143,22 @@ class BodyFactory:
         anon = b'"anonymousId":"'
         user_starts = [pos + len(anon) for pos in _find_all(body, anon)]
         self.user_columns = (np.array(user_starts)[:, None] + np.arange(8)).ravel()
+        # the sandbox keeps each event's sentAt, the first send's (the time in its messageId) here
+        sent = b'"sentAt":"'
+        sent_starts = [pos + len(sent) for pos in _find_all(body, sent)]
+        self.sent_columns = (np.array(sent_starts)[:, None] + np.arange(len(SENT_AT_TEXT))).ravel()
         self.users = users
+        self.timestamps = TimestampCache()
         self.run, self.stream, self.next_seq = run, stream, 0
 
     def next_body(self) -> bytes:
         seqs = np.arange(self.next_seq, self.next_seq + BATCH, dtype=np.uint64)
         self.next_seq += BATCH
-        uuids = encode_uuids(int(time.time() * 1000), self.run, self.stream, seqs)
+        now_ms = int(time.time() * 1000)
+        uuids = encode_uuids(now_ms, self.run, self.stream, seqs)
         self.template[self.columns] = uuids.ravel()
+        sent_at = np.frombuffer(self.timestamps.encode(now_ms), dtype=np.uint8)
+        self.template[self.sent_columns] = np.tile(sent_at, BATCH)
         # each event's user drawn from the population (a multiplicative hash of its seq)
         user = (seqs * np.uint64(2654435761)) % np.uint64(self.users)
         digits = (user[:, None] // _POWERS) % np.uint64(10) + np.uint64(48)

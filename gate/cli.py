@@ -154,7 +154,7 @@ def _judge(args: argparse.Namespace):
         checks, notes = regression_thresholds(
             baseline, args.max_regression, latency_floor=floor, source=f"baseline {args.baseline}"
         )
-        verdict = Verdict(verdict.results + evaluate(checks, summary).results)
+        verdict = Verdict(verdict.results + evaluate(checks, summary).results, verdict.story)
         props["baseline"] = args.baseline
     return verdict, notes, props
 

@@ -140,6 +140,42 @@ def _missed_ratio(summary: dict[str, Any], filters: dict[str, str], _agg: str | 
     return missed / (first + missed) if first + missed else 0.0
 
 
+def _refused(ratio: bool) -> Reader:
+    """Valid messages the ingest refused (non-429 4xx), as a count or a share of accepted + refused."""
+
+    def read(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
+        if "source" in filters:
+            row, where = _source_row(summary, filters["source"]), f"load.by_source.{filters['source']}"
+        else:
+            row, where = _load(summary), "load"
+        if "refused" not in row:
+            raise NoData(f"{where}.refused is missing: this summary predates refusal counts")
+        answers = row.get("refused_by_answer") or {}
+        refused = float(answers.get(filters["answer"], 0)) if "answer" in filters else float(row["refused"])
+        if not ratio:
+            return refused
+        total = float(row.get("accepted", 0)) + float(row["refused"])
+        if not total:
+            raise NoData(f"{where} has no accepted or refused messages")
+        return refused / total
+
+    return read
+
+
+def _lenient(summary: dict[str, Any], filters: dict[str, str], _agg: str | None) -> float:
+    bad = _load(summary).get("bad_inputs")
+    if not isinstance(bad, dict) or "lenient" not in bad:
+        raise NoData("load.bad_inputs.lenient is missing: this summary predates lenient counts")
+    if "case" not in filters:
+        return float(bad["lenient"])
+    cases = bad.get("by_case") or {}
+    if filters["case"] not in cases:
+        raise NoData(
+            f"bad-input case {filters['case']!r} was not sent (sent: {', '.join(sorted(cases)) or 'none'})"
+        )
+    return float(cases[filters["case"]].get("lenient", 0))
+
+
 def _pick_destination(
     table: dict[str, dict[str, Any]], filters: dict[str, str], *, missing: str, empty: str
 ) -> dict[str, dict[str, Any]]:
@@ -258,6 +294,21 @@ METRICS: dict[str, Metric] = {
         "count", _errors(ratio=False), ("status_class", "source"), "requests answered in status_class"
     ),
     "missed.ratio": Metric("ratio", _missed_ratio, SRC, "share of sends dropped for starting late"),
+    "refused.ratio": Metric(
+        "ratio",
+        _refused(ratio=True),
+        ("source", "answer"),
+        "valid messages the ingest refused (non-429 4xx) ÷ accepted + refused; answer: a status code",
+    ),
+    "refused.count": Metric(
+        "count",
+        _refused(ratio=False),
+        ("source", "answer"),
+        "valid messages the ingest refused (non-429 4xx)",
+    ),
+    "lenient.count": Metric(
+        "count", _lenient, ("case",), "bad-input requests the ingest accepted (2xx) instead of refusing"
+    ),
     # delivery side: the monitor's exact audit
     "delivery.latency": Metric(
         "duration", _delivery_latency, DEST, "end-to-end delivery latency (worst destination)"
@@ -277,9 +328,21 @@ METRICS: dict[str, Metric] = {
     "dedupe_leaks.count": Metric(
         "count", _delivery_sum("dedupe_leaks"), DEST, "deliberate re-sends delivered twice"
     ),
-    "late.count": Metric("count", _delivery_sum("late"), DEST, "first delivered after counted lost"),
+    "late.count": Metric(
+        "count", _delivery_sum("late"), DEST, "messages first delivered after their loss deadline (not lost)"
+    ),
+    "late.ratio": Metric("ratio", _delivery_ratio("late", "expected"), DEST, "late ÷ expected"),
+    "pending.ratio": Metric(
+        "ratio", _delivery_ratio("pending", "expected"), DEST, "pending ÷ expected", final_only=True
+    ),
     "out_of_order.count": Metric(
         "count", _delivery_sum("out_of_order"), DEST, "first deliveries older than the user's last"
+    ),
+    "out_of_order.ratio": Metric(
+        "ratio",
+        _delivery_ratio("out_of_order", "delivered"),
+        DEST,
+        "first deliveries before an earlier message of the same user and source ÷ delivered",
     ),
     "rejected_delivered.count": Metric(
         "count", _delivery_sum("rejected_delivered"), DEST, "messages the ingest rejected, delivered anyway"

@@ -107,6 +107,26 @@ def _missed_ratio(f: dict[str, str], _a: str | None, w: Window) -> str:
     return f"{missed} / ({requests} - {retries} + {missed})"
 
 
+def _refused(ratio: bool) -> Translate:
+    def translate(f: dict[str, str], _a: str | None, w: Window) -> str:
+        src = _eq("source", f)
+        refused = _or_zero(
+            f"sum(increase({w.select('loadgen_refused_messages_total', src, _eq('answer', f))}[{w.range}]))"
+        )
+        if not ratio:
+            return refused
+        every = _or_zero(f"sum(increase({w.select('loadgen_refused_messages_total', src)}[{w.range}]))")
+        accepted = _or_zero(f"sum(increase({w.select('loadgen_accepted_messages_total', src)}[{w.range}]))")
+        return f"{refused} / ({accepted} + {every})"
+
+    return translate
+
+
+def _lenient(f: dict[str, str], _a: str | None, w: Window) -> str:
+    sel = w.select("loadgen_bad_inputs_total", _eq("case", f), 'answer="lenient"')
+    return _or_zero(f"sum(increase({sel}[{w.range}]))")
+
+
 def _run_gauge(name: str) -> Translate:
     def translate(f: dict[str, str], _a: str | None, w: Window) -> str:
         return f"sum(last_over_time({w.select(name, _eq('destination', f), run=True)}[{w.range}]))"
@@ -145,6 +165,13 @@ def _duplicates_ratio(f: dict[str, str], a: str | None, w: Window) -> str:
     return f"{_increase('monitor_duplicate_deliveries_total')(f, a, w)} / {delivered}"
 
 
+def _out_of_order_ratio(f: dict[str, str], a: str | None, w: Window) -> str:
+    delivered = (
+        f"sum(increase({w.select('monitor_delivered_messages_total', _eq('destination', f))}[{w.range}]))"
+    )
+    return f"{_increase('monitor_out_of_order_deliveries_total')(f, a, w)} / {delivered}"
+
+
 def _worst_quantile(name: str) -> Translate:
     def translate(f: dict[str, str], agg: str | None, w: Window) -> str:
         sel = w.select(name, _eq("destination", f))
@@ -170,6 +197,9 @@ QUERIES: dict[str, Translate] = {
     "errors.ratio": _errors(ratio=True),
     "errors.count": _errors(ratio=False),
     "missed.ratio": _missed_ratio,
+    "refused.ratio": _refused(ratio=True),
+    "refused.count": _refused(ratio=False),
+    "lenient.count": _lenient,
     "delivery.latency": _worst_quantile("monitor_delivery_latency_seconds_bucket"),
     "delivered.ratio": _delivered_ratio,
     "loss.ratio": _run_ratio("monitor_run_lost_messages", "monitor_run_expected_messages"),
@@ -179,7 +209,10 @@ QUERIES: dict[str, Translate] = {
     "duplicates.count": _increase("monitor_duplicate_deliveries_total"),
     "dedupe_leaks.count": _run_gauge("monitor_run_dedupe_leaks"),
     "late.count": _increase("monitor_late_deliveries_total"),
+    "late.ratio": _run_ratio("monitor_run_late_messages", "monitor_run_expected_messages"),
+    "pending.ratio": _run_ratio("monitor_run_pending_messages", "monitor_run_expected_messages"),
     "out_of_order.count": _increase("monitor_out_of_order_deliveries_total"),
+    "out_of_order.ratio": _out_of_order_ratio,
     "rejected_delivered.count": _run_gauge("monitor_run_rejected_delivered_messages"),
     "redelivered_after_400.count": _increase("monitor_redelivered_after_400_total"),
     "canary.availability": _canary_availability,

@@ -4,6 +4,12 @@
 written by the harness plus the delivery half below). The delivery half is what the monitor serves
 at `GET /api/summary`; its schema follows.
 
+The load half (`load`) counts, per source (`load.by_source`) and in total: `accepted` (messages the
+ingest accepted on their first send), `refused` and `refused_by_answer` (valid messages, not
+bad-input ones, that the ingest refused for good with a non-429 4xx, by status code), and
+`bad_inputs` (bad-input requests by outcome: `expected`; `lenient`, the ingest accepted it;
+`error`, 5xx or no answer, never retried; `unexpected`; and the same per case in `by_case`).
+
 The scenarios, the end-of-run report and the CI gate read this document, so its shape is a
 contract: fields are only ever added within a version; renaming or removing one bumps
 the version. All counts are exact (bitmap set algebra, not samples). Times are seconds,
@@ -16,10 +22,24 @@ Field meanings, per destination (and summed in `totals`):
 - `pending`: expected, not delivered, loss deadline not yet passed.
 - `lost`: expected, not delivered, deadline (`sent_until_ms` watermark + `lost_after_seconds`)
   passed. Excludes seqs the monitor refused with a 4xx (correctly discarded), rejected and
-  abandoned seqs.
-- `late`: seqs first delivered after they had been counted lost (no longer in `lost`).
-- `duplicates`: extra deliveries (arrivals − distinct seqs).
-- `dedupe_leaks`: deliberate duplicate re-sends (ledger `duplicates`) delivered more than once.
+  abandoned seqs. At the end of a run's delivery wait it is what never arrived; the harness waits
+  until every message is delivered or past its deadline, so a drop is never left as `pending`.
+- `late`: seqs first delivered after their loss deadline had passed (counted lost, then arrived:
+  no longer in `lost`). Late, lost and pending are disjoint.
+- Which send a delivered copy came from: every send of a message carries its own `sentAt` (client
+  libraries stamp it on each send and keep the messageId on a retry or re-send; pipelines keep it
+  on the delivered event), and our messageIds carry the first send's time. A copy whose `sentAt`
+  equals the send time in its messageId, or that has no `sentAt`, is of the first send; a copy
+  with another `sentAt` is of a later send (`monitor.copies`).
+- `duplicates`: the pipeline delivering one send twice: arrivals of a (seq, send) already
+  delivered. `arrivals = delivered + dedupe_leaks − later_send_only + duplicates`
+  (refused-then-redelivered arrivals aside).
+- `dedupe_leaks`: distinct seqs delivered from a later send: a re-send (same messageId, new
+  `sentAt`) that got past the dedupe. A pipeline that drops `sentAt` shows none (its re-sends
+  count as duplicates); several later sends of one seq count once.
+- `later_send_only`: of those, seqs whose first send's copy has not arrived (the pipeline lost it,
+  or it is still on its way). When this is most of `delivered`, the pipeline does not keep the
+  first send's `sentAt` (it rewrites it) and `dedupe_leaks` means nothing: the verdict says so.
 - `rejected_delivered`: seqs the ingest rejected (4xx) that were delivered anyway.
 - `abandoned_delivered`: abandoned seqs that were delivered (not an error: their outcome was unknown).
 - `redelivered_after_400`: arrivals of messages this monitor had refused with a non-429 4xx
@@ -28,7 +48,8 @@ Field meanings, per destination (and summed in `totals`):
   back (a correct pipeline brings them all back; the rest are in `lost` once due).
 - `refused_400`: distinct seqs refused with a non-429 4xx.
 - `out_of_order`: first deliveries whose seq is lower than the last one delivered for the same user
-  (anonymousId, else userId) in the same stream.
+  (anonymousId, else userId) in the same stream, i.e. delivered before an earlier message of the
+  same user and source; `ratios.out_of_order` = out_of_order ÷ delivered.
 - `latency_seconds`: arrival − send time in the id, over every arrival of ours the monitor answered
   200 (duplicates and redelivered-after-400 arrivals included, refused ones not); quantiles read
   from 32-bins-per-doubling histograms (each bin 2.2% wide, value = bin's upper edge).
@@ -80,6 +101,12 @@ class Ratios(TypedDict):
     """lost ÷ expected."""
     duplicate: float | None
     """duplicates ÷ delivered."""
+    late: float | None
+    """late ÷ expected."""
+    pending: float | None
+    """pending ÷ expected."""
+    out_of_order: float | None
+    """out_of_order ÷ delivered."""
 
 
 class DeliveryCounts(TypedDict):
@@ -91,6 +118,7 @@ class DeliveryCounts(TypedDict):
     late: int
     duplicates: int
     dedupe_leaks: int
+    later_send_only: int
     rejected_delivered: int
     abandoned_delivered: int
     redelivered_after_400: int

@@ -25,6 +25,7 @@ from typing import Any
 
 from config_reader import TOP, ConfigError, Reader
 from gate.metrics import METRICS, STATUS_CLASSES, NoData
+from gate.story import story
 from gate.summary_format import QUANTILES
 
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.yaml")
@@ -131,6 +132,8 @@ class Result:
 @dataclass(frozen=True)
 class Verdict:
     results: list[Result] = field(default_factory=list)
+    story: list[str] = field(default_factory=list)
+    """What the figures mean, in words (`gate.story`), printed above the verdict line."""
 
     @property
     def passed(self) -> bool:
@@ -144,7 +147,7 @@ class Verdict:
         return [r for r in self.results if not r.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "results": [r.to_dict() for r in self.results]}
+        return {"passed": self.passed, "results": [r.to_dict() for r in self.results], "story": self.story}
 
     def table(self) -> str:
         rows = [("threshold", "value", "result")]
@@ -152,8 +155,9 @@ class Verdict:
         width = max(len(row[0]) for row in rows)
         lines = [f"  {a:<{width}}  {b:>14}  {c}" for a, b, c in rows]
         notes = [f"  note: {r.threshold.text()}: {r.note}" for r in self.results if r.note]
+        words = [f"  * {line}" for line in self.story]
         status = "PASS" if self.passed else "FAIL: " + "; ".join(r.message() for r in self.failures())
-        return "\n".join(["", "SLO verdict", *lines, *notes, f"Verdict: {status}"])
+        return "\n".join(["", "SLO verdict", *lines, *notes, *words, f"Verdict: {status}"])
 
 
 def format_value(value: float, kind: str) -> str:
@@ -345,7 +349,7 @@ def check(threshold: Threshold, value: float | None, note: str = "") -> Result:
 
 def evaluate(thresholds: list[Threshold], summary: dict[str, Any]) -> Verdict:
     """Check each threshold against the summary; a metric with no data fails (nothing was proven)."""
-    return Verdict([check(t, *measure(t, summary)) for t in thresholds])
+    return Verdict([check(t, *measure(t, summary)) for t in thresholds], story(summary))
 
 
 def aborting_failures(

@@ -102,6 +102,29 @@ def load_dashboard() -> dict:
             description="Every answer other than 2xx (4xx includes the deliberate bad inputs).",
         ),
         timeseries(
+            "Accepted and refused messages/s by source",
+            [
+                target(
+                    f'sum by (source) (rate(loadgen_accepted_messages_total{{source=~"$source"}}{RATE}))',
+                    "accepted {{source}}",
+                ),
+                target(
+                    f'sum by (source, answer) (rate(loadgen_refused_messages_total{{source=~"$source"}}{RATE}))'
+                    " or on() vector(0)",
+                    "refused {{source}} {{answer}}",
+                ),
+            ],
+            description="Valid messages the ingest accepted, and those it refused for good with a 4xx other "
+            "than 429 (by answer): refused.ratio, whose default threshold is 0.",
+        ),
+        timeseries(
+            "Bad-input requests/s by case and outcome",
+            [target(f"sum by (case, answer) (rate(loadgen_bad_inputs_total{RATE}))", "{{case}} {{answer}}")],
+            "reqps",
+            description="expected: refused as it should be; lenient: accepted (2xx) instead; error: a 5xx or "
+            "no answer (never retried); unexpected: another answer.",
+        ),
+        timeseries(
             "Bytes sent/s by source",
             [target(f"sum by (source) (rate(loadgen_sent_bytes_total{{{sel}}}{RATE}))", "{{source}}")],
             "Bps",
@@ -185,16 +208,28 @@ def delivery_dashboard() -> dict:
         row("Run audit ($run)"),
         run_stat("Expected", "monitor_run_expected_messages"),
         run_stat("Delivered", "monitor_run_delivered_messages"),
-        run_stat("Pending", "monitor_run_pending_messages"),
+        run_stat("Pending", "monitor_run_pending_messages", w=3),
         run_stat(
             "Lost",
             "monitor_run_lost_messages",
+            w=3,
             defaults={"color": {"mode": "thresholds"}, "thresholds": _bad_above_zero()},
+            description="Never arrived by the loss deadline (a message arriving later moves to Late).",
+        ),
+        run_stat(
+            "Late",
+            "monitor_run_late_messages",
+            w=3,
+            defaults={"color": {"mode": "thresholds"}, "thresholds": _bad_above_zero()},
+            description="First delivered after the loss deadline: late, not lost.",
         ),
         run_stat(
             "Dedupe leaks",
             "monitor_run_dedupe_leaks",
+            w=3,
             defaults={"color": {"mode": "thresholds"}, "thresholds": _bad_above_zero()},
+            description="Seqs delivered from a re-send (new sentAt, same messageId) that passed the dedupe; "
+            "the pipeline delivering one send twice counts as a duplicate instead.",
         ),
         stat(
             "Delivery success ratio",
@@ -212,7 +247,9 @@ def delivery_dashboard() -> dict:
                 run_column("monitor_run_delivered_expected_messages"),
                 run_column("monitor_run_pending_messages"),
                 run_column("monitor_run_lost_messages"),
+                run_column("monitor_run_late_messages"),
                 run_column("monitor_run_dedupe_leaks"),
+                run_column("monitor_run_out_of_order_messages"),
                 run_column("monitor_run_rejected_delivered_messages"),
             ],
             w=24,
@@ -223,7 +260,9 @@ def delivery_dashboard() -> dict:
                 "delivered of expected",
                 "pending",
                 "lost",
+                "late",
                 "dedupe leaks",
+                "out of order",
                 "rejected but delivered",
             ),
             description="delivered counts every distinct seq that arrived; delivered of expected only those the "
@@ -270,6 +309,19 @@ def delivery_dashboard() -> dict:
                     "out of order {{destination}}",
                 ),
             ],
+        ),
+        timeseries(
+            "Out-of-order share by destination",
+            [
+                target(
+                    f"sum by (destination) (rate(monitor_out_of_order_deliveries_total{{{dest}}}{RATE}))"
+                    f" / sum by (destination) (rate(monitor_delivered_messages_total{{{dest}}}{RATE}))",
+                    "{{destination}}",
+                )
+            ],
+            "percentunit",
+            description="Deliveries that came before an earlier message of the same user and source, over "
+            "distinct messages delivered (out_of_order.ratio; no default threshold).",
         ),
         timeseries(
             "Webhook request success ratio",

@@ -21,6 +21,7 @@ import gevent
 from locust.runners import MasterRunner
 
 from gate.thresholds import Verdict, aborting_failures, evaluate
+from harness.delivery_wait import DeliveryWait, delivered_by_destination
 from harness.monitor_client import MonitorClient, MonitorError
 from harness.options import HarnessOptions, sandbox_faults
 from harness.preflight import PREFLIGHT_STREAM, plan_probes, refusal_message, run_preflight
@@ -69,6 +70,7 @@ class Controller:
         self._greenlets: list[gevent.Greenlet] = []
         self._final_from: set[str] = set()
         self._finished = False
+        self.delivery_wait: dict[str, Any] | None = None
 
     @property
     def options(self) -> HarnessOptions:
@@ -251,7 +253,7 @@ class Controller:
             "requests": self.stats.total_requests(),
             "measured_counts": measured.counts.copy(),
             "corrected_counts": corrected.counts.copy(),
-            "delivered": _delivered_by_destination(self.delivery),
+            "delivered": delivered_by_destination(self.delivery),
         }
 
     # The end ---------------------------------------------------------------------------------
@@ -268,6 +270,8 @@ class Controller:
         self.collect_local()
         report = self._report(self.ended_at)
         summary = report.summary()
+        if self.delivery_wait is not None:
+            summary["run"]["delivery_wait"] = self.delivery_wait
         if self.stack is not None:
             summary["sandbox"] = self.stack.sandbox_stats()
         self.verdict = evaluate(self.thresholds, summary)
@@ -303,22 +307,18 @@ class Controller:
         self.merge_worker_report(data)
 
     def _wait_for_deliveries(self) -> None:
-        """Poll the monitor until every stream's final ledger is in and nothing is pending."""
+        """Poll the monitor until the wait is over (see `harness.delivery_wait`)."""
         if self.monitor is None:
             return
-        deadline = time.monotonic() + self.options.delivery_wait
+        wait = DeliveryWait(
+            time.monotonic(), self.options.delivery_wait, self.wiring.run, self.streams + self.ledger_streams_extra
+        )
         while True:
             self.collect_local()
-            delivery = self.poll_delivery()
-            streams = self.streams + self.ledger_streams_extra
-            if delivery is not None and _settled(delivery, self.wiring.run, streams):
-                return
-            if time.monotonic() >= deadline:
-                log.warning(
-                    "delivery wait of %gs ended with messages still pending", self.options.delivery_wait
-                )
-                return
+            if wait.over(time.monotonic(), self.poll_delivery()):
+                break
             gevent.sleep(0.5)
+        self.delivery_wait = wait.summary(time.monotonic())
 
     def stop(self) -> None:
         for greenlet in self._greenlets:
@@ -336,22 +336,6 @@ def _warn_on_more_processes_than_cores(processes: int | None) -> None:
             "less, and a starved worker can miss its heartbeat; --processes %d (or -1) uses each core once",
             processes, cores, cores,
         )  # fmt: skip
-
-
-def _delivered_by_destination(delivery: dict[str, Any] | None) -> dict[str, int]:
-    destinations = (delivery or {}).get("destinations") or {}
-    return {name: d.get("delivered", 0) for name, d in destinations.items()}
-
-
-def _settled(delivery: dict[str, Any], run: int, streams: int) -> bool:
-    """Every stream's final ledger has arrived and nothing expected is still in flight."""
-    runs = [r for r in delivery.get("runs", []) if r.get("run") == run]
-    if not runs:
-        return False
-    final = [s for s in runs[0].get("streams", []) if s.get("final")]
-    if len(final) < streams:
-        return False
-    return all(d.get("pending", 0) == 0 for d in delivery.get("destinations", {}).values())
 
 
 def _history_row(previous: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:

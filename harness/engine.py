@@ -417,6 +417,9 @@ class SendingEngine:
             and not self._stopping
             and attempt + 1 < policy.max_attempts
             and policy.should_retry(status)
+            # A bad-input request answered 5xx is a target error, not overload: never retried.
+            and connection.request is not None
+            and connection.request.kind != "bad"
         )
         measured, corrected = now - connection.started, now - connection.intended
         self._attempts.append(

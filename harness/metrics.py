@@ -70,8 +70,26 @@ class LoadCollector(Collector):
             missed.add_metric([source], value)
         yield missed
 
+        accepted = CounterMetricFamily(
+            "loadgen_accepted_messages", "Messages the ingest accepted (first sends)", labels=["source"]
+        )
+        for source, value in s.accepted.items():
+            accepted.add_metric([source], value)
+        yield accepted
+
+        refused = CounterMetricFamily(
+            "loadgen_refused_messages",
+            "Valid messages the ingest refused with a non-429 4xx, by answer (status code)",
+            labels=["source", "answer"],
+        )
+        for (source, code), value in s.refused.items():
+            refused.add_metric([source, code], value)
+        yield refused
+
         bad = CounterMetricFamily(
-            "loadgen_bad_inputs", "Bad-input requests sent, by case and answer", labels=["case", "answer"]
+            "loadgen_bad_inputs",
+            "Bad-input requests sent, by case and outcome (expected, lenient, error, unexpected)",
+            labels=["case", "answer"],
         )
         for (case, answer), value in s.bad_inputs.items():
             bad.add_metric([case, answer], value)

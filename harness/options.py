@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 DEFAULT_TARGET_RATE = 1000.0
 SANDBOX_DIALECTS = ("any", "rudderstack")  # sandbox.config.DIALECTS (the harness does not import the sandbox)
 PREFLIGHT_MODES = ("fail", "warn", "off")
+DEFAULT_METRICS_PORT = 9646
+DELIVERY_WAIT = 30.0
+"""Default seconds to wait after the test for messages in flight."""
+LOSS_DEADLINE = 20.0
+"""Default loss deadline of the bundled monitor: within the delivery wait, so a drop shows as lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +149,15 @@ def add_options(parser: Any) -> None:
     group.add_argument(
         "--delivery-wait",
         type=float,
-        default=30.0,
+        default=DELIVERY_WAIT,
         help="seconds to wait after the test for messages still in flight before counting them lost",
     )
     group.add_argument(
         "--loss-deadline",
         type=float,
-        default=60.0,
-        help="seconds after its send that the bundled monitor counts an undelivered message as lost",
+        default=LOSS_DEADLINE,
+        help="seconds after its send that the bundled monitor counts an undelivered message as lost "
+        "(one arriving later is late); the delivery wait lasts at least this long while messages are pending",
     )
     group.add_argument(
         "--sandbox-dialect",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.stats import bad_input_outcome
 from loadgen.traffic import PreparedRequest
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def record_outcome(stream: Stream, request: PreparedRequest, status: int | None)
     if request.kind == "duplicate":
         ledger.record_duplicates(request.seqs)
     if request.kind == "bad":
-        stream.stats.record_bad_input(request.bad_case or "", status == request.expected_status)
+        stream.stats.record_bad_input(request.bad_case or "", bad_input_outcome(status, request.expected_status))
     accepted: list[int] | range = []
     if status is not None and 200 <= status < 300:
         rejected = set(request.rejected_seqs) if request.rejected_seqs else ()
@@ -66,6 +67,8 @@ def record_outcome(stream: Stream, request: PreparedRequest, status: int | None)
     elif status is not None and 400 <= status < 500 and status != 429:
         if request.seqs:
             ledger.record_rejected(request.seqs, sent_ms)
+            if request.kind not in ("bad", "duplicate"):
+                stream.stats.record_refused(request.source, status, request.message_count)
     elif request.seqs:
         ledger.record_abandoned(request.seqs, sent_ms)
     stream.generator.on_answer(request, status, accepted)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gate.summary_format import ERROR_CLASSES, QUANTILES, RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
-from harness.stats import LoadStats
+from harness.stats import BAD_INPUT_OUTCOMES, LoadStats
 
 if TYPE_CHECKING:
     from gate.thresholds import Verdict
@@ -70,6 +70,10 @@ class RunReport:
             add(source, "missed_sends", value)
         for source, value in stats.accepted.items():
             add(source, "accepted", value)
+        for (source, code), value in stats.refused.items():
+            add(source, "refused", value)
+            answers = by_source[source]["refused_by_answer"]
+            answers[code] = answers.get(code, 0) + value
         for row in by_source.values():
             row["throughput"] = row["paced_messages"] / duration
             row["request_rate"] = row["requests"] / duration
@@ -91,6 +95,8 @@ class RunReport:
             "load": {
                 "messages": stats.total_messages(),
                 "accepted": sum(stats.accepted.values()),
+                "refused": sum(stats.refused.values()),
+                "refused_by_answer": _refused_by_answer(stats),
                 "requests": requests,
                 "throughput": stats.total_messages(PACED_KINDS) / duration,
                 "bad_input_messages": stats.total_messages(("bad",)),
@@ -107,10 +113,7 @@ class RunReport:
                 "duplicates_sent": sum(
                     v for (_s, _l, kind), v in stats.messages.items() if kind == "duplicate"
                 ),
-                "bad_inputs": {
-                    "expected": sum(v for (_c, a), v in stats.bad_inputs.items() if a == "expected"),
-                    "unexpected": sum(v for (_c, a), v in stats.bad_inputs.items() if a == "unexpected"),
-                },
+                "bad_inputs": _bad_inputs(stats),
                 "by_source": by_source,
             },
             "delivery": self.delivery or {},
@@ -126,6 +129,7 @@ class RunReport:
             f"  sent      {load['messages']:>10,} messages in {load['requests']:,} requests "
             f"({load['throughput']:,.0f} msg/s paced), missed sends {load['missed_sends']:,}, retries {load['retries']:,}",
             "  answers   " + ", ".join(f"{k} {v:,}" for k, v in sorted(load["requests_by_class"].items())),
+            *_ingest_lines(load),
             "  latency   "
             + "  ".join(
                 f"{kind} p50 {_ms(q['p50'])} p95 {_ms(q['p95'])} p99 {_ms(q['p99'])}"
@@ -135,28 +139,75 @@ class RunReport:
         destinations = (s["delivery"] or {}).get("destinations") or {}
         if destinations:
             lines.append(
-                f"  {'destination':<20}{'expected':>10}{'delivered':>11}{'lost':>8}{'pending':>9}"
-                f"{'dupes':>7}{'leaks':>7}{'p95':>9}{'p99':>9}"
+                f"  {'destination':<20}{'expected':>10}{'delivered':>11}{'lost':>8}{'late':>7}{'pending':>9}"
+                f"{'dupes':>7}{'leaks':>7}{'order':>8}{'p95':>9}{'p99':>9}"
             )
             for name, d in sorted(destinations.items()):
                 q = d.get("latency_seconds") or {}
                 lines.append(
                     f"  {name:<20}{d.get('expected', 0):>10,}{d.get('delivered_expected', 0):>11,}{d.get('lost', 0):>8,}"
-                    f"{d.get('pending', 0):>9,}{d.get('duplicates', 0):>7,}{d.get('dedupe_leaks', 0):>7,}"
+                    f"{d.get('late', 0):>7,}{d.get('pending', 0):>9,}{d.get('duplicates', 0):>7,}"
+                    f"{d.get('dedupe_leaks', 0):>7,}{_out_of_order(d):>8}"
                     f"{_ms(q.get('p95')):>9}{_ms(q.get('p99')):>9}"
                 )
+            lines.append(
+                "  (order: share of deliveries that came before an earlier message of the same user)"
+            )
         else:
             lines.append("  delivery  no monitor data (no --monitor-url, or the monitor did not answer)")
         lines.append(verdict.table())
         return "\n".join(lines)
 
 
+def _out_of_order(d: dict[str, Any]) -> str:
+    share = (d.get("ratios") or {}).get("out_of_order")
+    return "-" if share is None else f"{share:.2%}"
+
+
+def _ingest_lines(load: dict[str, Any]) -> list[str]:
+    """Accepted and refused messages, per source and per answer (refused: a non-429 4xx)."""
+    refused = load.get("refused", 0)
+    answers = ", ".join(f"{code} ×{n:,}" for code, n in sorted((load.get("refused_by_answer") or {}).items()))
+    lines = [
+        f"  ingest    accepted {load.get('accepted', 0):,}, refused {refused:,}"
+        + (f" ({answers})" if answers else "")
+    ]
+    if refused:
+        for name, row in sorted((load.get("by_source") or {}).items()):
+            codes = ", ".join(f"{c} ×{n:,}" for c, n in sorted((row.get("refused_by_answer") or {}).items()))
+            lines.append(
+                f"    {name:<12} accepted {row.get('accepted', 0):>9,}  refused {row.get('refused', 0):>9,}  {codes}"
+            )
+    return lines
+
+
 def _source_row() -> dict[str, Any]:
     counts: dict[str, Any] = dict.fromkeys(
-        ("messages", "paced_messages", "accepted", "requests", "retries", "bytes", "missed_sends"), 0
+        ("messages", "paced_messages", "accepted", "refused", "requests", "retries", "bytes", "missed_sends"),
+        0,
     )
     counts["requests_by_class"] = {}
+    counts["refused_by_answer"] = {}
     return counts
+
+
+def _refused_by_answer(stats: LoadStats) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_source, code), value in sorted(stats.refused.items()):
+        out[code] = out.get(code, 0) + value
+    return out
+
+
+def _bad_inputs(stats: LoadStats) -> dict[str, Any]:
+    """Bad-input requests by outcome, in total and per case (`lenient`: the target accepted one)."""
+    totals: dict[str, Any] = dict.fromkeys(BAD_INPUT_OUTCOMES, 0)
+    by_case: dict[str, dict[str, int]] = {}
+    for (case, outcome), value in sorted(stats.bad_inputs.items()):
+        totals[outcome] = totals.get(outcome, 0) + value
+        row = by_case.setdefault(case, dict.fromkeys(BAD_INPUT_OUTCOMES, 0))
+        row[outcome] = row.get(outcome, 0) + value
+    totals["by_case"] = by_case
+    return totals
 
 
 @dataclass(frozen=True)
@@ -241,11 +292,22 @@ def render_html(summary: dict[str, Any]) -> str:
     destinations = (summary.get("delivery") or {}).get("destinations") or {}
     verdict = summary.get("verdict") or {}
     delivery_rows = [
-        [name, d.get("expected", 0), d.get("delivered_expected", 0), d.get("lost", 0), d.get("pending", 0),
-         d.get("duplicates", 0), d.get("dedupe_leaks", 0),
+        [name, d.get("expected", 0), d.get("delivered_expected", 0), d.get("lost", 0), d.get("late", 0),
+         d.get("pending", 0), d.get("duplicates", 0), d.get("dedupe_leaks", 0), d.get("out_of_order", 0),
+         _out_of_order(d),
          _ms((d.get("latency_seconds") or {}).get("p95")), _ms((d.get("latency_seconds") or {}).get("p99"))]
         for name, d in sorted(destinations.items())
     ]  # fmt: skip
+    ingest_rows = [
+        [name, row.get("accepted", 0), row.get("refused", 0),
+         ", ".join(f"{c} ×{n:,}" for c, n in sorted((row.get("refused_by_answer") or {}).items()))]
+        for name, row in sorted((load.get("by_source") or {}).items())
+    ]  # fmt: skip
+    lenient_rows = [
+        [case, *(row.get(k, 0) for k in BAD_INPUT_OUTCOMES)]
+        for case, row in sorted(((load.get("bad_inputs") or {}).get("by_case") or {}).items())
+    ]
+    story = "".join(f"<li>{html.escape(line)}</li>" for line in verdict.get("story", []))
     threshold_rows = [
         [r["metric"], r["expression"], r.get("value_text", ""), "PASS" if r["passed"] else "FAIL"]
         for r in verdict.get("results", [])
@@ -262,7 +324,10 @@ at {run["target_rate"]:,.0f} msg/s; {run["started_at"]} to {run["ended_at"]} ({r
 <p>Sent {load["messages"]:,} messages in {load["requests"]:,} requests ({load["throughput"]:,.0f} msg/s);
 missed sends {load["missed_sends"]:,}; retries {load["retries"]:,}; error ratio {load["error_ratio"]:.4%}.</p>
 <h2>Verdict</h2>{_table(threshold_rows, ["metric", "threshold", "value", "result"])}
-<h2>Delivery</h2>{_table(delivery_rows, ["destination", "expected", "delivered", "lost", "pending", "duplicates", "dedupe leaks", "p95", "p99"])}
+{f"<ul>{story}</ul>" if story else ""}
+<h2>Ingest answers</h2>{_table(ingest_rows, ["source", "accepted", "refused", "refused by answer"])}
+{_table(lenient_rows, ["bad-input case", *BAD_INPUT_OUTCOMES]) if lenient_rows else ""}
+<h2>Delivery</h2>{_table(delivery_rows, ["destination", "expected", "delivered", "lost", "late", "pending", "duplicates", "dedupe leaks", "out of order", "out of order %", "p95", "p99"])}
 {_chart("Message rate (msg/s)", history, [("messages_per_sec", "sent", "#1a73e8")] + [(f"delivered_per_sec.{name}", f"delivered to {name}", color) for name, color in zip(sorted(destinations), _PALETTE, strict=False)])}
 {_chart("Request latency p95 (s)", history, [("p95_measured_seconds", "measured", "#1a73e8"), ("p95_corrected_seconds", "corrected (from intended send)", "#c5221f")])}
 </body></html>

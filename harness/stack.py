@@ -33,7 +33,7 @@ DESTINATIONS = (
     ("warehouse", 200, 4),
 )
 CANARY_SOURCE = "canary"
-LOST_AFTER_SECONDS = 60.0
+LOST_AFTER_SECONDS = 20.0
 
 
 @dataclass
@@ -63,7 +63,10 @@ class SandboxStack:
         loss_deadline: float = LOST_AFTER_SECONDS,
         canary_interval: float = 1.0,
         dialect: str = "any",
+        dedupe: bool | None = None,
     ) -> SandboxStack:
+        """Start both; `dedupe=False` turns the sandbox's dedupe off (every re-send is delivered);
+        None keeps the dialect's default (on, except in the rudderstack dialect, as RudderStack's)."""
         workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
         folder = Path(workdir.name)
         token = secrets.token_hex(16)
@@ -82,6 +85,7 @@ class SandboxStack:
                 {"name": source, "write_key_env": f"HARNESS_STACK_KEY_{i}"}
                 for i, source in enumerate(write_keys)
             ],
+            "dedupe": {"enabled": dedupe},  # None: the dialect's default
             "delivery": {"spool_path": str(folder / "sandbox-spool.jsonl")},
             "faults": faults or {},
             "destinations": [

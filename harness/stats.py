@@ -25,6 +25,21 @@ _PROMETHEUS_INDEX = np.searchsorted(FINE_BUCKETS, PROMETHEUS_BUCKETS)
 _FINE_BOUNDS = FINE_BUCKETS.tolist()  # bisect on a list beats numpy for one value at a time
 
 
+BAD_INPUT_OUTCOMES = ("expected", "lenient", "error", "unexpected")
+"""How the target answered a bad-input case: as expected, accepted it (2xx: lenient), a target error
+(5xx or no answer), or another answer."""
+
+
+def bad_input_outcome(status: int | None, expected_status: int | None) -> str:
+    """The outcome of one bad-input request (one of `BAD_INPUT_OUTCOMES`)."""
+    if status == expected_status:
+        return "expected"
+    if status is not None and 200 <= status < 300:
+        return "lenient"
+    if status is None or status >= 500:
+        return "error"
+    return "unexpected"
+
 
 def status_class(status: int | None) -> str:
     """A bounded label for an answer: 2xx, 3xx, 4xx, 429, 5xx, or error (no answer)."""
@@ -85,6 +100,8 @@ class LoadStats:
         self.retries: dict[tuple[str, str], int] = defaultdict(int)
         self.missed: dict[str, int] = defaultdict(int)
         self.accepted: dict[str, int] = defaultdict(int)
+        self.refused: dict[tuple[str, str], int] = defaultdict(int)
+        """(source, status code) → valid messages the ingest refused with a non-429 4xx."""
         self.call_types: dict[tuple[str, str, int], int] = defaultdict(int)
         self.bad_inputs: dict[tuple[str, str], int] = defaultdict(int)
         self.latency: dict[tuple[str, str], RequestLatencyHistogram] = defaultdict(RequestLatencyHistogram)
@@ -120,11 +137,16 @@ class LoadStats:
         """Messages the ingest accepted for the first time (what the monitor must see delivered)."""
         self.accepted[source] += messages
 
+    def record_refused(self, source: str, status: int, messages: int) -> None:
+        """Valid messages the ingest refused for good (a non-429 4xx to a request expected to succeed)."""
+        self.refused[source, str(status)] += messages
+
     def record_missed(self, source: str, sends: int) -> None:
         self.missed[source] += sends
 
-    def record_bad_input(self, case: str, answered_as_expected: bool) -> None:
-        self.bad_inputs[case, "expected" if answered_as_expected else "unexpected"] += 1
+    def record_bad_input(self, case: str, outcome: str) -> None:
+        """One bad-input request by its outcome (see `bad_input_outcome`)."""
+        self.bad_inputs[case, outcome] += 1
 
     def take(self) -> dict[str, Any]:
         """A snapshot for the master (plain lists and strings, msgpack-safe); this object starts empty."""
@@ -135,6 +157,7 @@ class LoadStats:
             "retries": [[*k, v] for k, v in self.retries.items()],
             "missed": [[k, v] for k, v in self.missed.items()],
             "accepted": [[k, v] for k, v in self.accepted.items()],
+            "refused": [[*k, v] for k, v in self.refused.items()],
             "call_types": [[*k, v] for k, v in self.call_types.items()],
             "bad_inputs": [[*k, v] for k, v in self.bad_inputs.items()],
             "latency": [[*k, h.counts.tolist(), h.total] for k, h in self.latency.items()],
@@ -143,7 +166,7 @@ class LoadStats:
         return snapshot
 
     def merge(self, snapshot: dict[str, Any]) -> None:
-        for name in ("messages", "bytes", "requests", "retries", "bad_inputs", "call_types"):
+        for name in ("messages", "bytes", "requests", "retries", "bad_inputs", "call_types", "refused"):
             table = getattr(self, name)
             for *key, value in snapshot.get(name, []):
                 table[tuple(key)] += value

@@ -105,7 +105,9 @@ class SourceUser(User):
         answer: Answer | None = None
         try:
             answer = self._send_once(request, intended, attempt)
-            while policy.should_retry(answer.status) and attempt + 1 < policy.max_attempts:
+            # A bad-input request answered 5xx is a target error, not overload: never retried.
+            retries = request.kind != "bad"
+            while retries and policy.should_retry(answer.status) and attempt + 1 < policy.max_attempts:
                 attempt += 1
                 self.stream.stats.record_retry(request.source, request.library)
                 gevent.sleep(policy.delay(attempt, answer.retry_after))

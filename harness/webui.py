@@ -26,8 +26,10 @@ DELIVERY_COLUMNS = [
     ("delivered", "Arrived (incl. not yet in the ledger)"),
     ("pending", "Pending"),
     ("lost", "Lost"),
+    ("late", "Late (after the loss deadline)"),
     ("duplicates", "Duplicate deliveries"),
     ("dedupe_leaks", "Dedupe leaks"),
+    ("out_of_order", "Out of order"),
     ("p50", "p50 latency (s)"),
     ("p95", "p95 latency (s)"),
     ("p99", "p99 latency (s)"),
@@ -49,8 +51,34 @@ def delivery_rows(delivery: dict[str, Any] | None) -> list[dict[str, Any]]:
         rows.append(
             {
                 "destination": name,
-                **{key: d.get(key, 0) for key, _title in DELIVERY_COLUMNS[1:8]},
+                **{key: d.get(key, 0) for key, _title in DELIVERY_COLUMNS[1:10]},
                 **{q: _round(latency.get(q)) for q in ("p50", "p95", "p99")},
+            }
+        )
+    return rows
+
+
+INGEST_COLUMNS = [
+    ("source", "Source (ingest answers)"),
+    ("accepted", "Accepted"),
+    ("refused", "Refused (4xx, not 429)"),
+    ("answers", "Refused by answer"),
+]
+
+
+def ingest_rows(controller: Controller) -> list[dict[str, Any]]:
+    """Per source: messages the ingest accepted and refused, and the refusals by status code."""
+    stats = controller.stats
+    sources = sorted({s for s, _l, _k in stats.messages} | set(stats.accepted))
+    rows = []
+    for source in sources:
+        answers = {code: n for (s, code), n in sorted(stats.refused.items()) if s == source}
+        rows.append(
+            {
+                "source": source,
+                "accepted": stats.accepted.get(source, 0),
+                "refused": sum(answers.values()),
+                "answers": ", ".join(f"{code} ×{n}" for code, n in answers.items()),
             }
         )
     return rows
@@ -120,10 +148,12 @@ def install(harness: Harness) -> None:
 
     web_ui.template_args["extendedTabs"] = [
         {"title": "Delivery", "key": "delivery"},
+        {"title": "Ingest answers", "key": "ingest"},
         {"title": "Messages", "key": "messages"},
     ]
     web_ui.template_args["extendedTables"] = [
         {"key": "delivery", "structure": [{"key": k, "title": t} for k, t in DELIVERY_COLUMNS]},
+        {"key": "ingest", "structure": [{"key": k, "title": t} for k, t in INGEST_COLUMNS]},
         {"key": "messages", "structure": [{"key": k, "title": t} for k, t in MESSAGE_COLUMNS]},
     ]
 
@@ -135,6 +165,7 @@ def install(harness: Harness) -> None:
         body = orjson.loads(response.get_data())
         body["extended_stats"] = [
             {"key": "delivery", "data": delivery_rows(controller.delivery)},
+            {"key": "ingest", "data": ingest_rows(controller)},
             {"key": "messages", "data": message_rows(controller)},
         ]
         response.set_data(orjson.dumps(body))

@@ -110,12 +110,13 @@ class Monitor:
     def _replay(self, record: list) -> None:
         kind = record[0]
         if kind == "d":
-            _, name, ids, users, bad, arrival_ms, status, reason, refusal_class, refused = record
+            _, name, ids, users, bad, arrival_ms, status, reason, refusal_class, refused, *sent_at = record
             dest = self.audit.destinations.get(name)
             if dest is not None:
                 self._apply_delivery(
-                    dest, ids, users, bad, arrival_ms, status, reason, refusal_class, refused
-                )
+                    dest, ids, users, bad, arrival_ms, status, reason, refusal_class, refused,
+                    sent_at[0] if sent_at else None,
+                )  # fmt: skip
         elif kind == "b":
             dest = self.audit.destinations.get(record[1])
             if dest is not None:
@@ -277,6 +278,7 @@ class Monitor:
             decision.reason,
             decision.refusal_class,
             decision.refused,
+            delivery.sent_at,
         )
         self._apply_delivery(dest, *record[1:])
         self._log(("d", *record))
@@ -301,10 +303,11 @@ class Monitor:
         reason: str,
         refusal_class: str | None,
         refused: bool,
+        sent_at: list | None = None,
     ) -> None:
         """Every state change of one delivery request, live or replayed from the state log."""
         dest.malformed_items += bad_items
-        self.audit.record(dest, message_ids, users, arrival_ms, refusal_class)
+        self.audit.record(dest, message_ids, users, arrival_ms, refusal_class, sent_at)
         dest.count_request(status, reason)
         if refused:
             dest.refused_messages[reason] = dest.refused_messages.get(reason, 0) + len(message_ids)

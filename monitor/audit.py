@@ -5,8 +5,9 @@ audits the queue every FLUSH_ROWS rows and before any figure is read (every read
 `sweep`, flushes first), so the figures are those of auditing each request on arrival. One flush
 decodes all its ids in one numpy pass and does a handful of numpy and bitmap operations per
 (run, stream) group, with no per-message Python work: it saves the per-request numpy overhead.
-The per-user order check is `monitor.order.UserOrder`. Everything that needs the ledger (lost,
-rejected-but-delivered, dedupe leaks) is computed by set algebra when asked
+The per-user order check is `monitor.order.UserOrder`. Which send a copy came from (first,
+or a re-send that passed the dedupe) is read from its `sentAt` (`monitor.copies`). Everything that
+needs the ledger (lost, rejected-but-delivered) is computed by set algebra when asked
 (`DestinationAudit.stats`), so it does not matter whether a ledger delta arrives before or after
 the deliveries it describes. The one time-dependent figure is `late`: a seq first delivered after
 its loss deadline had passed (`due` at arrival).
@@ -26,6 +27,7 @@ from pyroaring import BitMap
 from loadgen.ids import CANARY_STREAM, DecodedIds, decode_many, make_uuid
 from monitor.behaviours import DISCARD
 from monitor.config import DestinationConfig
+from monitor.copies import later_send_rows
 from monitor.latency import LatencyHistogram
 from monitor.ledger_store import LOW_32, LedgerBook, bitmap_bytes, bitmap_of
 from monitor.order import NO_USER, UserOrder, user_keys_of
@@ -47,8 +49,10 @@ class Cell:
     """Audit state of one (destination, run, stream, seq >> 32)."""
 
     delivered: BitMap = field(default_factory=BitMap)
-    repeated: BitMap = field(default_factory=BitMap)
-    """Seqs delivered more than once."""
+    resent: BitMap = field(default_factory=BitMap)
+    """Seqs delivered from a later send than the first (`monitor.copies`): dedupe leaks."""
+    resent_only: BitMap = field(default_factory=BitMap)
+    """Seqs delivered from a later send whose first send has not been delivered (yet)."""
     due: BitMap = field(default_factory=BitMap)
     """Expected seqs whose loss deadline has passed."""
     refused_retry: BitMap = field(default_factory=BitMap)
@@ -61,10 +65,11 @@ class Cell:
     redelivered_after_discard: int = 0
     refused_arrivals: int = 0
 
-    def accept(self, lo: np.ndarray, user_keys: np.ndarray | None) -> None:
+    def accept(self, lo: np.ndarray, user_keys: np.ndarray | None, later: np.ndarray | None = None) -> None:
         """Audit the seqs (low 32 bits, in arrival order) of accepted deliveries.
 
-        `user_keys` holds each row's user hash, with `NO_USER` where the event named none.
+        `user_keys` holds each row's user hash, with `NO_USER` where the event named none; `later`
+        marks the rows that are copies of a later send (None: every row is of the first send).
         """
         batch = bitmap_of(lo)
         if self.refused_discard and not self.refused_discard.isdisjoint(batch):
@@ -75,6 +80,8 @@ class Cell:
             lo = lo[keep]
             if user_keys is not None:
                 user_keys = user_keys[keep]
+            if later is not None:
+                later = later[keep]
             batch = bitmap_of(lo)
             if not len(lo):
                 return
@@ -84,12 +91,8 @@ class Cell:
         extra = n - len(batch) + already
         first = None
         if extra:
-            self.duplicate_deliveries += extra
-            repeated = batch & self.delivered
-            _, first_index, counts = np.unique(lo, return_index=True, return_counts=True)
-            if (counts > 1).any():
-                repeated |= bitmap_of(lo[first_index[counts > 1]])
-            self.repeated |= repeated
+            self.duplicate_deliveries += self._extra_copies(lo, later, extra)
+            _, first_index = np.unique(lo, return_index=True)
             first = np.zeros(n, dtype=bool)
             first[first_index] = True
             if already:
@@ -97,6 +100,8 @@ class Cell:
             new = batch - self.delivered
         else:
             new = batch
+        if later is not None and not extra:
+            self._mark_later(bitmap_of(lo[~later]), bitmap_of(lo[later]))
         if self.due:
             self.late += self.due.intersection_cardinality(new)
         self.delivered |= batch
@@ -107,6 +112,31 @@ class Cell:
             rows &= first
         self.out_of_order += self.order.check(user_keys[rows], lo[rows])
 
+    def _extra_copies(self, lo: np.ndarray, later: np.ndarray | None, extra: int) -> int:
+        """Arrivals of a send already delivered (not of a seq: a re-send's first copy is a leak).
+
+        `extra` is the arrivals of seqs already delivered, whichever send they came from; it is the
+        answer when no copy of this batch or before came from a later send.
+        """
+        if later is None and not self.resent_only:
+            return extra
+        if later is None:
+            later = np.zeros(len(lo), dtype=bool)
+        first_lo, later_lo = lo[~later], lo[later]
+        first_sends, later_sends = bitmap_of(first_lo), bitmap_of(later_lo)
+        # a seq delivered so far only from a re-send has not had its first send delivered
+        seen_first = self.delivered.intersection_cardinality(first_sends)
+        seen_first -= self.resent_only.intersection_cardinality(first_sends)
+        copies = len(first_lo) - len(first_sends) + seen_first
+        copies += len(later_lo) - len(later_sends) + self.resent.intersection_cardinality(later_sends)
+        self._mark_later(first_sends, later_sends)
+        return copies
+
+    def _mark_later(self, first_sends: BitMap, later_sends: BitMap) -> None:
+        self.resent_only -= first_sends
+        self.resent_only |= later_sends - self.delivered - first_sends
+        self.resent |= later_sends
+
     def refuse(self, lo: np.ndarray, refusal_class: str) -> None:
         """Remember seqs of a refused delivery, so their redelivery can be judged."""
         self.refused_arrivals += len(lo)
@@ -115,7 +145,7 @@ class Cell:
 
     def memory_bytes(self) -> int:
         """Container bytes of the bitmaps (plus ~48 bytes each) and the per-user table's size."""
-        bitmaps = (self.delivered, self.repeated, self.due, self.refused_retry, self.refused_discard)
+        bitmaps = (self.delivered, self.resent, self.resent_only, self.due, self.refused_retry, self.refused_discard)
         return sum(map(bitmap_bytes, bitmaps)) + self.user_table_bytes()
 
     def user_table_bytes(self) -> int:
@@ -172,6 +202,7 @@ class CellStats:
     late: int = 0
     duplicates: int = 0
     dedupe_leaks: int = 0
+    later_send_only: int = 0
     rejected_delivered: int = 0
     abandoned_delivered: int = 0
     redelivered_after_400: int = 0
@@ -186,13 +217,20 @@ class CellStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+def _sent_at_of(batch: list[_Pending]) -> list | None:
+    """The sentAt column of consecutive queued requests (None when none of them had one)."""
+    if all(item[5] is None for item in batch):
+        return None
+    return list(chain.from_iterable(item[5] or [None] * len(item[1]) for item in batch))
+
+
 def _lost_of(cell: Cell, ledger_parts: tuple[BitMap, ...]) -> BitMap:
     rejected, abandoned = ledger_parts
     return cell.due - cell.delivered - cell.refused_discard - rejected - abandoned
 
 
-_Pending = tuple[DestinationAudit, list, list, float, str | None]
-"""A queued request: destination, messageIds, users, arrival time (ms), refusal class."""
+_Pending = tuple[DestinationAudit, list, list, float, str | None, list | None]
+"""A queued request: destination, messageIds, users, arrival time (ms), refusal class, sentAts."""
 
 
 class Audit:
@@ -216,13 +254,15 @@ class Audit:
         users: list,
         arrival_ms: float,
         refusal_class: str | None,
+        sent_at: list | None = None,
     ) -> None:
         """Take one delivery request (or, when `refusal_class` is set, its refusal) for the audit.
 
         Requests are queued and audited together by `flush` (at FLUSH_ROWS rows, and before any
-        figure is read): a few numpy calls per thousands of rows instead of per request.
+        figure is read): a few numpy calls per thousands of rows instead of per request. `sent_at`
+        holds each event's `sentAt` (see `monitor.copies`), None when the request had none.
         """
-        self._pending.append((dest, message_ids, users, arrival_ms, refusal_class))
+        self._pending.append((dest, message_ids, users, arrival_ms, refusal_class, sent_at))
         self._pending_rows += len(message_ids)
         if self._pending_rows >= FLUSH_ROWS:
             self.flush()
@@ -244,6 +284,7 @@ class Audit:
             for refusal_class, run_of_items in groupby(items, key=lambda item: item[4]):
                 batch = list(run_of_items)
                 dest = batch[0][0]
+                sent_at = _sent_at_of(batch)
                 if len(batch) == 1:
                     message_ids, users, arrival_ms = batch[0][1], batch[0][2], np.float64(batch[0][3])
                 else:
@@ -255,10 +296,7 @@ class Audit:
                 if not message_ids:
                     continue
                 try:
-                    decoded = decode_many(message_ids)
-                    if self.foreign is not None and refusal_class is None:
-                        self.foreign.record(dest, message_ids, decoded.valid, arrival_ms)
-                    self._record(dest, decoded, users, arrival_ms, refusal_class)
+                    self._record(dest, decode_many(message_ids), users, arrival_ms, refusal_class, sent_at)
                 except Exception:  # a bug here must not stop the sweep task that also flushes
                     log.exception("audit of %d queued rows for %s failed", len(message_ids), dest.config.name)
 
@@ -269,6 +307,7 @@ class Audit:
         users: list,
         arrival_ms: np.ndarray,
         refusal_class: str | None,
+        sent_at: list | None = None,
     ) -> None:
         """Audit one batch of rows; `arrival_ms` is per row or one value for all."""
         valid = decoded.valid
@@ -284,11 +323,14 @@ class Audit:
             return
         run, seq, sent_ms = decoded.run, decoded.seq, decoded.sent_ms
         user_keys = None if refusal_class is not None else user_keys_of(users)
+        later = None if refusal_class is not None else later_send_rows(sent_at, sent_ms)
         if n_valid < len(valid):
             rows = np.flatnonzero(valid)
             run, stream, seq, sent_ms = run[rows], stream[rows], seq[rows], sent_ms[rows]
             if user_keys is not None:
                 user_keys = user_keys[rows]
+            if later is not None:
+                later = later[rows]
             if arrival_ms.ndim:
                 arrival_ms = arrival_ms[rows]
         high = seq >> np.uint64(32)
@@ -304,7 +346,11 @@ class Audit:
             if refusal_class is not None:
                 cell.refuse(part, refusal_class)
                 continue
-            cell.accept(part, user_keys if rows is None or user_keys is None else user_keys[rows])
+            cell.accept(
+                part,
+                user_keys if rows is None or user_keys is None else user_keys[rows],
+                later if rows is None or later is None else later[rows],
+            )
         if refusal_class is not None:
             return
         latency_ms = arrival_ms - sent_ms.astype(np.float64)
@@ -382,6 +428,8 @@ class Audit:
                 delivered=len(cell.delivered),
                 late=cell.late,
                 duplicates=cell.duplicate_deliveries,
+                dedupe_leaks=len(cell.resent),
+                later_send_only=len(cell.resent_only),
                 out_of_order=cell.out_of_order,
                 redelivered_after_400=cell.redelivered_after_discard,
                 refused_retry=len(cell.refused_retry),
@@ -400,7 +448,6 @@ class Audit:
                 s.pending = len(expected - cell.delivered - cell.due - cell.refused_discard)
                 s.rejected_delivered = rejected.intersection_cardinality(cell.delivered)
                 s.abandoned_delivered = abandoned.intersection_cardinality(cell.delivered)
-                s.dedupe_leaks = ledger.duplicates.get(hi, empty).intersection_cardinality(cell.repeated)
             total.add(s)
         if self.foreign is not None:
             total.add(self.foreign.stats(dest, run))

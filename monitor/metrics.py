@@ -29,7 +29,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _CELL_COUNTERS = (
     ("arrivals", "monitor_delivery_arrivals", "Audited message arrivals (refused ones excluded)."),
-    ("duplicate_deliveries", "monitor_duplicate_deliveries", "Arrivals of a seq already delivered."),
+    ("duplicate_deliveries", "monitor_duplicate_deliveries", "Extra arrivals of one send of a seq."),
     ("late", "monitor_late_deliveries", "First deliveries that came after their loss deadline."),
     ("out_of_order", "monitor_out_of_order_deliveries", "First deliveries older than the user's last."),
     (
@@ -46,7 +46,17 @@ _RUN_GAUGES = (
     ("delivered_expected", "monitor_run_delivered_expected_messages", "Distinct expected seqs delivered."),
     ("pending", "monitor_run_pending_messages", "Expected seqs not yet delivered, deadline not passed."),
     ("lost", "monitor_run_lost_messages", "Expected seqs not delivered by their deadline."),
-    ("dedupe_leaks", "monitor_run_dedupe_leaks", "Deliberate duplicate re-sends delivered twice."),
+    ("late", "monitor_run_late_messages", "Seqs first delivered after their loss deadline (not lost)."),
+    (
+        "out_of_order",
+        "monitor_run_out_of_order_messages",
+        "First deliveries before an earlier message of the user.",
+    ),
+    (
+        "dedupe_leaks",
+        "monitor_run_dedupe_leaks",
+        "Seqs delivered from a later send (a re-send that passed dedupe).",
+    ),
     ("rejected_delivered", "monitor_run_rejected_delivered_messages", "Rejected seqs delivered."),
 )
 

@@ -1,12 +1,12 @@
 """Reading one webhook delivery: signature, gzip, JSON body, and the messageId and user columns.
 
 Every body is validated whole (invalid JSON is a malformed body, never audited), but only the
-top-level `messageId`, `userId` and `anonymousId` of each event are read. Three paths, fastest first:
+top-level `messageId`, `userId`, `anonymousId` and `sentAt` of each event are read. Three paths, fastest first:
 
 1. simdjson (`pysimdjson`) validates the body into its C++ tape (SIMD, about twice as fast as
    msgspec on 1 KB events) and the three keys are looked up per event without building the rest.
    It is taken only when the result is certain to equal path 2's: a JSON array of objects (or one
-   object) whose three fields are strings or null. Anything else, including every body simdjson
+   object) whose four fields are strings or null. Anything else, including every body simdjson
    refuses (it is stricter: 64-bit integers only, no infinite floats), goes to path 2.
 2. The reference: a msgspec schema keeping the three fields (it validates the whole document but
    skips the other fields without building Python objects).
@@ -38,6 +38,7 @@ class Event(msgspec.Struct):
     messageId: str | None = None
     userId: str | None = None
     anonymousId: str | None = None
+    sentAt: str | None = None
 
 
 _DECODER = msgspec.json.Decoder(list[Event] | Event)
@@ -60,6 +61,8 @@ class Delivery:
     """Per event: anonymousId when present (stable per device), else userId, else None."""
     bad_items: int = 0
     """Array items that were not JSON objects (counted as malformed, not audited)."""
+    sent_at: list | None = None
+    """Per event: its `sentAt` text (which send of the message this copy came from), or None."""
 
 
 def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
@@ -106,14 +109,16 @@ def _parse_loosely(body: bytes) -> Delivery:
             ) from None
         raise BodyError(400, "malformed", f"body is not valid JSON: {exc}") from None
     items = doc if isinstance(doc, list) else [doc]
-    ids, users, bad = [], [], 0
+    ids, users, sent, bad = [], [], [], 0
     for item in items:
         if not isinstance(item, dict):
             bad += 1
             continue
         ids.append(item.get("messageId"))
         users.append(_user_of(item))
-    return Delivery(ids, users, bad)
+        sent_at = item.get("sentAt")
+        sent.append(sent_at if isinstance(sent_at, str) else None)
+    return Delivery(ids, users, bad, sent)
 
 
 _STRING_OR_NULL = frozenset((str, type(None)))
@@ -164,16 +169,18 @@ class FastParser:
                     if not any(anonymous)
                     else [a or u for a, u in zip(anonymous, user_ids, strict=True)]
                 )
+            sent = list(map(_GET, objects, repeat(b"sentAt")))
         except TypeError:  # an item that is not an object
             return None
         # (the proxies in `objects` pin the parser's buffers until this returns; should one leak,
         # the next parse raises RuntimeError and a fresh parser takes over)
-        if not (_all_strings(ids) and _all_strings(users)):
+        if not (_all_strings(ids) and _all_strings(users) and _all_strings(sent)):
             kinds = set(map(type, ids))
             kinds.update(map(type, users))
+            kinds.update(map(type, sent))
             if not kinds <= _STRING_OR_NULL:
                 return None  # a number, bool, array or object where a string belongs: path 3
-        return Delivery(ids, users)
+        return Delivery(ids, users, 0, sent)
 
 
 FAST_PARSER = FastParser()
@@ -197,5 +204,7 @@ def parse_delivery_reference(body: bytes) -> Delivery:
     except msgspec.DecodeError as exc:
         raise BodyError(400, "malformed", f"body is not valid JSON: {exc}") from None
     if isinstance(doc, Event):
-        return Delivery([doc.messageId], [doc.anonymousId or doc.userId])
-    return Delivery([e.messageId for e in doc], [e.anonymousId or e.userId for e in doc])
+        return Delivery([doc.messageId], [doc.anonymousId or doc.userId], 0, [doc.sentAt])
+    return Delivery(
+        [e.messageId for e in doc], [e.anonymousId or e.userId for e in doc], 0, [e.sentAt for e in doc]
+    )

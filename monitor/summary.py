@@ -34,6 +34,9 @@ def ratios(counts: DeliveryCounts | dict) -> Ratios:
         delivered=ratio(counts["delivered_expected"], counts["expected"]),
         lost=ratio(counts["lost"], counts["expected"]),
         duplicate=ratio(counts["duplicates"], counts["delivered"]),
+        late=ratio(counts["late"], counts["expected"]),
+        pending=ratio(counts["pending"], counts["expected"]),
+        out_of_order=ratio(counts["out_of_order"], counts["delivered"]),
     )
 
 

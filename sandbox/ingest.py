@@ -450,6 +450,8 @@ class Ingest:
                     stamp = self._corrected(original, own_sent, now, skews)
                 msg["timestamp"] = stamp
             msg["receivedAt"] = received
+            if sent_at is not None and "sentAt" not in msg:
+                msg["sentAt"] = sent_at  # kept on each event, as Segment delivers it
             msg["version"] = API_VERSION
             # Copy orjson's output into an exact-size bytes object: orjson allocates a 1 KB buffer and
             # shrinks it in place, and keeping thousands of those alive in the delivery queues makes

@@ -48,6 +48,18 @@ def base_summary() -> dict[str, Any]:
         "load": {
             "messages": 10_000,
             "accepted": 9_900,
+            "refused": 100,
+            "refused_by_answer": {"401": 60, "404": 40},
+            "bad_inputs": {
+                "expected": 8,
+                "lenient": 3,
+                "error": 1,
+                "unexpected": 0,
+                "by_case": {
+                    "track_without_event": {"expected": 0, "lenient": 3, "error": 0, "unexpected": 0},
+                    "bad_gzip": {"expected": 8, "lenient": 0, "error": 1, "unexpected": 0},
+                },
+            },
             "requests": 2_000,
             "throughput": 1000.0,
             "request_rate": 200.0,
@@ -61,13 +73,30 @@ def base_summary() -> dict[str, Any]:
             "missed_ratio": 0.02,
             "retries": 40,
             "by_source": {
-                "ios": {"messages": 4000, "accepted": 3960, "requests": 500, "bytes": 1, "missed_sends": 0},
-                "web": {"messages": 6000, "accepted": 5940, "requests": 1500, "bytes": 1, "missed_sends": 40},
+                "ios": {
+                    "messages": 4000,
+                    "accepted": 3960,
+                    "refused": 40,
+                    "refused_by_answer": {"404": 40},
+                    "requests": 500,
+                    "bytes": 1,
+                    "missed_sends": 0,
+                },
+                "web": {
+                    "messages": 6000,
+                    "accepted": 5940,
+                    "refused": 60,
+                    "refused_by_answer": {"401": 60},
+                    "requests": 1500,
+                    "bytes": 1,
+                    "missed_sends": 40,
+                },
             },
         },
         "delivery": {
             "format": "cdp-harness/monitor-summary",
             "version": 1,
+            "lost_after_seconds": 20.0,
             "destinations": {
                 "webhook": _destination(9900, lost=99, duplicates=30, dedupe_leaks=2, pending=5, late=1),
                 "warehouse": _destination(

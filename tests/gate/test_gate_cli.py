@@ -91,3 +91,10 @@ def test_list_metrics(gate):
     assert (
         "errors.ratio{status_class,source}" in result.out and "canary.availability{destination}" in result.out
     )
+    for name in (
+        "refused.ratio{source,answer}",
+        "lenient.count{case}",
+        "late.ratio{destination}",
+        "out_of_order.ratio",
+    ):
+        assert name in result.out, result.out

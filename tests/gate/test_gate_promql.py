@@ -28,7 +28,13 @@ def _one(key: str) -> str:
 def test_every_metric_has_a_query_with_its_filters():
     window = Window(range="5m", run=7, matchers='job="soak"')
     for name, metric in METRICS.items():
-        filters = {"destination": "webhook", "source": "ios", "status_class": "5xx"}
+        filters = {
+            "destination": "webhook",
+            "source": "ios",
+            "status_class": "5xx",
+            "answer": "401",
+            "case": "bad_gzip",
+        }
         key = name + "{" + ",".join(f"{f}:{filters[f]}" for f in metric.filters) + "}"
         query = to_promql(parse_threshold(key, _one(name), where="t"), window)
         assert 'job="soak"' in query and "[5m]" in query, query

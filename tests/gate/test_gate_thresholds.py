@@ -47,6 +47,13 @@ EXPECTED = [
     ("errors.count", ">= 0", 40.0),
     ("missed.ratio", ">= 0", 0.02),
     ("missed.ratio{source:web}", ">= 0", 40 / 1540),
+    ("refused.ratio", ">= 0", 100 / 10_000),  # refused ÷ (accepted + refused)
+    ("refused.ratio{source:ios}", ">= 0", 40 / 4000),
+    ("refused.ratio{source:web,answer:404}", ">= 0", 0.0),
+    ("refused.count{answer:401}", ">= 0", 60.0),
+    ("refused.count", ">= 0", 100.0),
+    ("lenient.count", ">= 0", 3.0),
+    ("lenient.count{case:bad_gzip}", ">= 0", 0.0),
     ("delivery.latency", "p99 >= 0s", 3.0),  # the worst destination (warehouse)
     ("delivery.latency{destination:webhook}", "p99 >= 0s", 0.8),
     ("delivery.latency", "p95 >= 0s", 1.0),
@@ -62,7 +69,10 @@ EXPECTED = [
     ("duplicates.count{destination:warehouse}", ">= 0", 0.0),
     ("dedupe_leaks.count", ">= 0", 2.0),
     ("late.count", ">= 0", 1.0),
+    ("late.ratio{destination:webhook}", ">= 0", 1 / 9900),
+    ("pending.ratio", ">= 0", 5 / 19800),
     ("out_of_order.count", ">= 0", 7.0),
+    ("out_of_order.ratio{destination:warehouse}", ">= 0", 7 / 9900),
     ("rejected_delivered.count", ">= 0", 0.0),
     ("redelivered_after_400.count", ">= 0", 0.0),
     ("canary.availability", ">= 0", 0.95),  # the worst destination
@@ -299,3 +309,37 @@ def test_verdict_table_and_dict(summary):
         "origin": "slo",
         "source": "",
     }
+
+
+def test_the_verdict_says_in_words_what_the_figures_mean(summary):
+    summary["run"]["delivery_wait"] = {
+        "window_seconds": 2.0,
+        "arriving_at_end": {"webhook": 12, "warehouse": 0},
+    }
+    verdict = evaluate(default_thresholds(), summary)
+    failed = {r.threshold.text() for r in verdict.failures()}
+    assert {"refused.ratio == 0", "loss.ratio == 0", "late.count == 0"} <= failed
+    text = verdict.table()
+    assert "The target refused 100 valid messages (401 ×60, 404 ×40) and accepted 9,900" in text
+    assert "refused by source: ios (404 ×40), web (401 ×60)" in text
+    assert "lenient): track_without_event ×3" in text
+    assert "1 bad-input requests got a target error" in text
+    assert "webhook: 99 messages lost" in text
+    assert "webhook: 1 messages arrived late (after the 20s loss deadline): late, not lost" in text
+    assert "webhook: 2 dedupe leaks (a re-send, new sentAt, delivered) and 30 delivery duplicates" in text
+    assert "still arriving when the delivery wait ended (webhook 12 in its last 2s)" in text
+    assert verdict.to_dict()["story"] == verdict.story
+
+
+def test_a_clean_run_has_no_story(summary):
+    summary["load"].update(refused=0, refused_by_answer={}, bad_inputs={})
+    for row in summary["delivery"]["destinations"].values():
+        row.update(lost=0, late=0, pending=0, duplicates=0, dedupe_leaks=0)
+    assert evaluate(default_thresholds(), summary).story == []
+
+
+def test_a_pipeline_that_rewrites_sentAt_is_called_out(summary):
+    webhook = summary["delivery"]["destinations"]["webhook"]
+    webhook.update(dedupe_leaks=9000, later_send_only=9000)
+    text = evaluate(default_thresholds(), summary).table()
+    assert "webhook: 9,000 of 9,900 messages arrived only with a sentAt other than their first send's" in text

@@ -90,6 +90,11 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., Running]]:
             running.server.stop()
 
 
+def iso_ms(ms: int) -> str:
+    """Unix ms as the generator writes sentAt: `2026-12-04T18:26:38.123Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
 def make_events(
     run: int,
     stream: int,
@@ -98,8 +103,13 @@ def make_events(
     sent_ms: int | None = None,
     users: Any = None,
     style: ids.IdStyle = ids.IdStyle.PLAIN,
+    sent_at_ms: int | None = None,
 ) -> list[dict]:
-    """Webhook events with harness messageIds; `users(seq)` gives each event's userId."""
+    """Webhook events with harness messageIds; `users(seq)` gives each event's userId.
+
+    `sent_at_ms`: write that time as each event's `sentAt` (a later time than `sent_ms` makes the
+    events copies of a re-send); None: no `sentAt`.
+    """
     sent_ms = int(time.time() * 1000) if sent_ms is None else sent_ms
     seqs = np.asarray(list(seqs), dtype=np.uint64)
     message_ids = ids.make_message_ids(style, sent_ms, run, stream, seqs)
@@ -112,6 +122,8 @@ def make_events(
             "properties": {"order_id": f"o-{seq}", "total": 12.5},
         }
         event["userId"] = users(seq) if users else f"user-{seq % 7}"
+        if sent_at_ms is not None:
+            event["sentAt"] = iso_ms(sent_at_ms)
         events.append(event)
     return events
 

@@ -157,3 +157,25 @@ def test_spool_and_resume_across_sigterm(sandbox_factory, receiver_factory, help
     # the dedupe window survived the restart: a client retry of an old messageId is dropped
     assert sb2.post("/v1/track", helpers.track(5)).status_code == 200
     assert sb2.stats()["dedupe_hits"] == {"web": 1}
+
+
+def test_delivered_events_keep_sentAt_and_the_dedupe_can_be_switched_off(
+    sandbox_factory, receiver_factory, helpers
+):
+    """A batch's sentAt is kept on each delivered event (as Segment delivers it; the monitor reads it
+    to tell a re-send from a delivery duplicate); with `dedupe.enabled: false` a re-send is delivered."""
+    recv = receiver_factory(lambda n: 200)
+    for enabled, copies in ((True, 1), (False, 2)):
+        recv.requests.clear()
+        sb = sandbox_factory(helpers.make_config([helpers.dest("d", recv.url)], dedupe={"enabled": enabled}))
+        first = {"batch": [helpers.track(1)], "sentAt": "2026-12-04T18:00:00.000Z"}
+        again = {"batch": [helpers.track(1)], "sentAt": "2026-12-04T18:00:05.000Z"}
+        assert sb.post("/v1/batch", first).status_code == 200
+        assert sb.post("/v1/batch", again).status_code == 200
+        sb.wait_for(lambda s, copies=copies: s["delivered"].get("d") == copies)
+        events = recv.events()
+        assert [e["sentAt"] for e in events] == ["2026-12-04T18:00:00.000Z", "2026-12-04T18:00:05.000Z"][
+            :copies
+        ]
+        assert {e["messageId"] for e in events} == {"m-1"}
+        sb.stop()
