@@ -151,9 +151,22 @@ class Verdict:
         rows += [(r.threshold.text(), r.value_text, "PASS" if r.passed else "FAIL") for r in self.results]
         width = max(len(row[0]) for row in rows)
         lines = [f"  {a:<{width}}  {b:>14}  {c}" for a, b, c in rows]
-        notes = [f"  note: {r.threshold.text()}: {r.note}" for r in self.results if r.note]
-        status = "PASS" if self.passed else "FAIL: " + "; ".join(r.message() for r in self.failures())
-        return "\n".join(["", "SLO verdict", *lines, *notes, f"Verdict: {status}"])
+        return "\n".join(["", "SLO verdict", *lines, *self.notes(), f"Verdict: {self.status_line()}"])
+
+    def notes(self) -> list[str]:
+        """One line per distinct note (one cause often leaves several thresholds without data)."""
+        by_note: dict[str, list[str]] = {}
+        for r in self.results:
+            if r.note:
+                by_note.setdefault(r.note, []).append(r.threshold.label)
+        return [f"  note ({', '.join(dict.fromkeys(labels))}): {note}" for note, labels in by_note.items()]
+
+    def status_line(self) -> str:
+        """PASS, or FAIL with the failed thresholds named once each (their values are in the table)."""
+        failures = self.failures()
+        if not failures:
+            return "PASS"
+        return "FAIL: " + "; ".join(f"{r.threshold.text()} (was {r.value_text})" for r in failures)
 
 
 def format_value(value: float, kind: str) -> str:

@@ -9,6 +9,7 @@ CI gate and the thresholds read it.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ import orjson
 
 from gate.summary_format import ERROR_CLASSES, QUANTILES, RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
 from harness.stats import LoadStats
+from harness.units import duration_text
 
 if TYPE_CHECKING:
     from gate.thresholds import Verdict
@@ -40,6 +42,7 @@ class RunReport:
     stats: LoadStats
     delivery: dict[str, Any] | None
     history: list[dict[str, Any]]
+    target_rate_source: str = "--target-rate"
 
     def summary(self) -> dict[str, Any]:
         duration = max(self.ended_at - self.started_at, 1e-9)
@@ -83,6 +86,7 @@ class RunReport:
                 "profile": str(self.options.traffic_profile),
                 "load_shape": self.options.load_shape,
                 "target_rate": self.options.target_rate,
+                "target_rate_source": self.target_rate_source,
                 "started_at": _iso(self.started_at),
                 "ended_at": _iso(self.ended_at),
                 "duration_seconds": round(duration, 3),
@@ -94,6 +98,11 @@ class RunReport:
                 "requests": requests,
                 "throughput": stats.total_messages(PACED_KINDS) / duration,
                 "bad_input_messages": stats.total_messages(("bad",)),
+                "messages_by_kind": {
+                    "paced": stats.total_messages(PACED_KINDS),
+                    "duplicate": stats.total_messages(("duplicate",)),
+                    "bad": stats.total_messages(("bad",)),
+                },
                 "request_rate": requests / duration,
                 "requests_by_class": by_class,
                 "error_ratio": sum(by_class.get(c, 0) for c in ERROR_CLASSES) / requests if requests else 0.0,
@@ -119,36 +128,94 @@ class RunReport:
 
     def terminal_table(self, verdict: Verdict) -> str:
         s = self.summary()
-        load, run = s["load"], s["run"]
+        run = s["run"]
         lines = [
             "",
-            f"Run {run['name']} against {run['target']}: {run['duration_seconds']:.0f}s, {run['streams']} stream(s)",
-            f"  sent      {load['messages']:>10,} messages in {load['requests']:,} requests "
-            f"({load['throughput']:,.0f} msg/s paced), missed sends {load['missed_sends']:,}, retries {load['retries']:,}",
-            "  answers   " + ", ".join(f"{k} {v:,}" for k, v in sorted(load["requests_by_class"].items())),
-            "  latency   "
-            + "  ".join(
-                f"{kind} p50 {_ms(q['p50'])} p95 {_ms(q['p95'])} p99 {_ms(q['p99'])}"
-                for kind, q in load["latency_seconds"].items()
-            ),
+            f"Run {run['name']} against {run['target']}: {run['duration_seconds']:.0f}s, {run['streams']} stream(s), "
+            f"target {run['target_rate']:,.0f} msg/s (from {run.get('target_rate_source', '--target-rate')})",
+            *(f"  {label:<10}{text}" for label, text in load_lines(s["load"])),
         ]
         destinations = (s["delivery"] or {}).get("destinations") or {}
         if destinations:
-            lines.append(
-                f"  {'destination':<20}{'expected':>10}{'delivered':>11}{'lost':>8}{'pending':>9}"
-                f"{'dupes':>7}{'leaks':>7}{'p95':>9}{'p99':>9}"
-            )
-            for name, d in sorted(destinations.items()):
-                q = d.get("latency_seconds") or {}
-                lines.append(
-                    f"  {name:<20}{d.get('expected', 0):>10,}{d.get('delivered_expected', 0):>11,}{d.get('lost', 0):>8,}"
-                    f"{d.get('pending', 0):>9,}{d.get('duplicates', 0):>7,}{d.get('dedupe_leaks', 0):>7,}"
-                    f"{_ms(q.get('p95')):>9}{_ms(q.get('p99')):>9}"
-                )
+            lines += ["  " + line for line in text_table(DESTINATION_COLUMNS, destination_rows(destinations))]
         else:
             lines.append("  delivery  no monitor data (no --monitor-url, or the monitor did not answer)")
         lines.append(verdict.table())
         return "\n".join(lines)
+
+
+def load_lines(load: dict[str, Any]) -> list[tuple[str, str]]:
+    """The load half as labelled lines, reconciling sent, accepted and what destinations expect."""
+    kinds = load.get("messages_by_kind") or {}
+    bad = load.get("bad_inputs") or {}
+    latency = load["latency_seconds"]
+    return [
+        (
+            "sent",
+            f"{load['messages']:,} messages in {load['requests']:,} requests = "
+            f"paced {kinds.get('paced', 0):,} ({load['throughput']:,.0f} msg/s) + re-sent duplicates "
+            f"{kinds.get('duplicate', 0):,} + bad-input {load.get('bad_input_messages', 0):,}",
+        ),
+        (
+            "accepted",
+            f"{load['accepted']:,} messages; bad-input requests answered as designed {bad.get('expected', 0):,}, "
+            f"not as designed {bad.get('unexpected', 0):,}; missed sends {load['missed_sends']:,}; "
+            f"retries {load['retries']:,}",
+        ),
+        ("answers", ", ".join(f"{k} {v:,}" for k, v in sorted(load["requests_by_class"].items()))),
+        (
+            "latency",
+            "  ".join(
+                f"{kind} p50 {duration_text(q['p50'])} p95 {duration_text(q['p95'])} p99 {duration_text(q['p99'])}"
+                for kind, q in latency.items()
+            ),
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the delivery table: the summary key, its title, how to show a value."""
+
+    key: str
+    title: str
+    show: Callable[[Any], str] = lambda v: f"{v or 0:,}"
+
+
+DESTINATION_COLUMNS = [
+    Column("destination", "destination", str),
+    Column("expected", "expected"),
+    Column("delivered_expected", "delivered"),
+    Column("lost", "lost"),
+    Column("pending", "pending"),
+    Column("duplicates", "dupes"),
+    Column("dedupe_leaks", "leaks"),
+    Column("p50", "p50", duration_text),
+    Column("p95", "p95", duration_text),
+    Column("p99", "p99", duration_text),
+]
+"""The delivery table's columns, in order: a new audit figure is one more entry here."""
+
+
+def destination_rows(destinations: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, d in sorted(destinations.items()):
+        quantiles = d.get("latency_seconds") or {}
+        rows.append({**d, "destination": name, **{q: quantiles.get(q) for q in ("p50", "p95", "p99")}})
+    return rows
+
+
+def text_table(columns: list[Column], rows: list[dict[str, Any]]) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart: numbers can never run together."""
+    cells = [[c.title for c in columns]] + [[c.show(row.get(c.key)) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in cells
+    ]
 
 
 def _source_row() -> dict[str, Any]:

@@ -4,6 +4,7 @@ Messages tabs (Locust's `extendedTabs` mechanism: tables filled from `/stats/req
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -99,7 +100,15 @@ def install(harness: Harness) -> None:
     web_ui = environment.web_ui
     if web_ui is None:
         if options.metrics_port:
-            start_http_server(options.metrics_port, addr=options.web_host or "0.0.0.0", registry=registry)
+            address = options.web_host or "0.0.0.0"
+            try:
+                start_http_server(options.metrics_port, addr=address, registry=registry)
+            except OSError as exc:
+                sys.stderr.write(
+                    f"locust: error: --metrics-port {options.metrics_port}: cannot listen on {address}: "
+                    f"{exc.strerror or exc}; pass another --metrics-port (0 turns it off)\n"
+                )
+                raise SystemExit(2) from None
             log.info("loadgen metrics on port %d at /metrics", options.metrics_port)
         return
 
