@@ -166,7 +166,11 @@ class Verdict:
         failures = self.failures()
         if not failures:
             return "PASS"
-        return "FAIL: " + "; ".join(f"{r.threshold.text()} (was {r.value_text})" for r in failures)
+        measured = [f"{r.threshold.text()} (was {r.value_text})" for r in failures if r.value is not None]
+        missing = [r.threshold.label for r in failures if r.value is None]
+        if missing:
+            measured.append(f"no data for {', '.join(dict.fromkeys(missing))} (see the note)")
+        return "FAIL: " + "; ".join(measured)
 
 
 def format_value(value: float, kind: str) -> str:

@@ -225,6 +225,7 @@ class Controller:
             "(--startup-check 0 turns this check off)."
         )
         log.error("%s", self.startup_failure)
+        self.environment.stop_timeout = 0  # nothing was accepted: no send in flight is worth waiting for
         self.environment.runner.quit()
         return True
 

@@ -120,6 +120,8 @@ def _adder(parser: Any):
 
     def add(*flags: str, **kwargs: Any) -> Any:
         locust_kwargs = {k: kwargs.pop(k) for k in LOCUST_ONLY_KWARGS if k in kwargs}
+        if kwargs.get("help", argparse.SUPPRESS) != argparse.SUPPRESS:
+            kwargs["help"] = kwargs["help"].replace("%", "%%")  # argparse formats help with %
         kwargs.setdefault("env_var", "LOCUST_" + flags[0].lstrip("-").replace("-", "_").upper())
         action = group.add_argument(*flags, **kwargs)
         action.include_in_web_ui = locust_kwargs.get("include_in_web_ui", True)
@@ -186,12 +188,14 @@ def add_options(parser: Any) -> None:
     add(
         "--monitor-url",
         default=os.environ.get("HARNESS_MONITOR_URL", ""),
+        include_in_web_ui=False,  # fixed once the bundled stack or the monitor is chosen
         help="monitor that the target's webhook destination delivers to (with --host); "
         "empty with no --host: a monitor is started here",
     )
     add(
         "--sandbox-faults",
         default="",
+        include_in_web_ui=False,  # fixed once the bundled stack or the monitor is chosen
         help="YAML file with a `faults:` section for the bundled sandbox (drop, duplicate, delay, 5xx, 429), "
         "to see the verdict catch them",
     )
@@ -205,12 +209,14 @@ def add_options(parser: Any) -> None:
         "--loss-deadline",
         type=float,
         default=60.0,
+        include_in_web_ui=False,  # fixed once the bundled stack or the monitor is chosen
         help="seconds after its send that the bundled monitor counts an undelivered message as lost",
     )
     add(
         "--canary-interval",
         type=float,
         default=1.0,
+        include_in_web_ui=False,  # fixed once the bundled stack or the monitor is chosen
         help="seconds between the bundled monitor's canaries through the sandbox to each destination (0: none)",
     )
     add(

@@ -9,6 +9,7 @@ by pid when Locust quits.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -109,11 +110,13 @@ def check_sandbox_faults(sources: tuple[str, ...], faults: dict) -> str | None:
     with tempfile.TemporaryDirectory(prefix="harness-check-") as name:
         folder = Path(name)
         env, _keys = _write_configs(folder, sources, faults, 0, 0, LOST_AFTER_SECONDS, 0.0)
-        argv = [*HARNESS, "sandbox", "--config", str(folder / "sandbox.yaml"), "--check"]
-        result = run_command(argv, timeout=60.0, env=env)
+        config = str(folder / "sandbox.yaml")
+        result = run_command([*HARNESS, "sandbox", "--config", config, "--check"], timeout=60.0, env=env)
     if result.code == 0:
         return None
-    return result.err.strip().removeprefix("sandbox: bad config: ") or f"exit code {result.code}"
+    problem = result.err.strip().removeprefix("sandbox: bad config: ")
+    # The temporary file means nothing to the user: the caller names theirs instead.
+    return re.sub(rf"^{re.escape(config)}(:\d+)?: ", "", problem) or f"exit code {result.code}"
 
 
 def _write_configs(
