@@ -21,10 +21,11 @@ import gevent
 from locust.runners import MasterRunner
 
 from gate.thresholds import Verdict, aborting_failures, evaluate
+from harness.locust_stats import endpoint_rows, failure_rows
 from harness.monitor_client import MonitorClient, MonitorError
 from harness.options import HarnessOptions, OptionError, option_errors, sandbox_faults
 from harness.progress import progress_line
-from harness.report import ReportPaths, RunReport, write_report
+from harness.report import PACED_KINDS, ReportPaths, RunReport, write_report
 from harness.stack import SandboxStack
 from harness.stats import LoadStats, RequestLatencyHistogram
 from harness.stream import Wiring, build_plan
@@ -254,6 +255,10 @@ class Controller:
             delivery=self.delivery,
             history=self.history,
             target_rate_source=self.harness.target_rate_source,
+            requests={
+                "endpoints": endpoint_rows(self.environment.stats),
+                "failures": failure_rows(self.environment.stats),
+            },
         )
 
     def _sample_point(self) -> dict[str, Any]:
@@ -263,6 +268,7 @@ class Controller:
             "t": time.time(),
             "messages": self.stats.total_messages(),
             "accepted": sum(self.stats.accepted.values()),
+            "paced": self.stats.total_messages(PACED_KINDS),
             "requests": self.stats.total_requests(),
             "measured_counts": measured.counts.copy(),
             "corrected_counts": corrected.counts.copy(),
@@ -409,6 +415,7 @@ def _history_row(
     }
     destinations = (delivery or {}).get("destinations") or {}
     row["accepted_per_sec"] = (point["accepted"] - previous["accepted"]) / seconds
+    row["paced_per_sec"] = (point["paced"] - previous["paced"]) / seconds
     for key in ("pending", "lost", "late"):
         row[key] = {name: d.get(key, 0) for name, d in destinations.items()}
     row["delivery_latency_seconds"] = {

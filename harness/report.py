@@ -8,8 +8,6 @@ CI gate and the thresholds read it.
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gate.summary_format import ERROR_CLASSES, QUANTILES, RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
+from harness.report_html import render_html
 from harness.stats import LoadStats
-from harness.units import duration_text
+from harness.tables import DESTINATION_COLUMNS, destination_rows, load_lines, text_table
 
 if TYPE_CHECKING:
     from gate.thresholds import Verdict
@@ -43,6 +42,8 @@ class RunReport:
     delivery: dict[str, Any] | None
     history: list[dict[str, Any]]
     target_rate_source: str = "--target-rate"
+    requests: dict[str, Any] | None = None
+    """Locust's own statistics: `endpoints` and `failures` rows (harness.locust_stats)."""
 
     def summary(self) -> dict[str, Any]:
         duration = max(self.ended_at - self.started_at, 1e-9)
@@ -123,6 +124,7 @@ class RunReport:
                 "by_source": by_source,
             },
             "delivery": self.delivery or {},
+            "requests": self.requests or {},
             "history": self.history,
         }
 
@@ -142,80 +144,6 @@ class RunReport:
             lines.append("  delivery  no monitor data (no --monitor-url, or the monitor did not answer)")
         lines.append(verdict.table())
         return "\n".join(lines)
-
-
-def load_lines(load: dict[str, Any]) -> list[tuple[str, str]]:
-    """The load half as labelled lines, reconciling sent, accepted and what destinations expect."""
-    kinds = load.get("messages_by_kind") or {}
-    bad = load.get("bad_inputs") or {}
-    latency = load["latency_seconds"]
-    return [
-        (
-            "sent",
-            f"{load['messages']:,} messages in {load['requests']:,} requests = "
-            f"paced {kinds.get('paced', 0):,} ({load['throughput']:,.0f} msg/s) + re-sent duplicates "
-            f"{kinds.get('duplicate', 0):,} + bad-input {load.get('bad_input_messages', 0):,}",
-        ),
-        (
-            "accepted",
-            f"{load['accepted']:,} messages; bad-input requests answered as designed {bad.get('expected', 0):,}, "
-            f"not as designed {bad.get('unexpected', 0):,}; missed sends {load['missed_sends']:,}; "
-            f"retries {load['retries']:,}",
-        ),
-        ("answers", ", ".join(f"{k} {v:,}" for k, v in sorted(load["requests_by_class"].items()))),
-        (
-            "latency",
-            "  ".join(
-                f"{kind} p50 {duration_text(q['p50'])} p95 {duration_text(q['p95'])} p99 {duration_text(q['p99'])}"
-                for kind, q in latency.items()
-            ),
-        ),
-    ]
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of the delivery table: the summary key, its title, how to show a value."""
-
-    key: str
-    title: str
-    show: Callable[[Any], str] = lambda v: f"{v or 0:,}"
-
-
-DESTINATION_COLUMNS = [
-    Column("destination", "destination", str),
-    Column("expected", "expected"),
-    Column("delivered_expected", "delivered"),
-    Column("lost", "lost"),
-    Column("pending", "pending"),
-    Column("duplicates", "dupes"),
-    Column("dedupe_leaks", "leaks"),
-    Column("p50", "p50", duration_text),
-    Column("p95", "p95", duration_text),
-    Column("p99", "p99", duration_text),
-]
-"""The delivery table's columns, in order: a new audit figure is one more entry here."""
-
-
-def destination_rows(destinations: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for name, d in sorted(destinations.items()):
-        quantiles = d.get("latency_seconds") or {}
-        rows.append({**d, "destination": name, **{q: quantiles.get(q) for q in ("p50", "p95", "p99")}})
-    return rows
-
-
-def text_table(columns: list[Column], rows: list[dict[str, Any]]) -> list[str]:
-    """Columns as wide as their widest cell, two spaces apart: numbers can never run together."""
-    cells = [[c.title for c in columns]] + [[c.show(row.get(c.key)) for c in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    return [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in cells
-    ]
 
 
 def _source_row() -> dict[str, Any]:
@@ -248,89 +176,3 @@ def _iso(ts: float) -> str:
 
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}ms"
-
-
-# HTML ------------------------------------------------------------------------------------------
-
-
-def _chart(title: str, history: list[dict[str, Any]], series: list[tuple[str, str, str]]) -> str:
-    """An inline SVG line chart; hand-written because the report must render with no network."""
-    width, height, pad = 720, 220, 40
-    if not history:
-        return f"<h3>{html.escape(title)}</h3><p>No samples.</p>"
-    t0 = history[0]["t"]
-    xs = [row["t"] - t0 for row in history]
-    values = [[_lookup(row, key) for row in history] for key, _label, _color in series]
-    top = max((v for column in values for v in column if v is not None), default=0) or 1
-    x_max = max(xs) or 1
-
-    def point(x: float, y: float) -> str:
-        return f"{pad + x / x_max * (width - 2 * pad):.1f},{height - pad - y / top * (height - 2 * pad):.1f}"
-
-    lines = []
-    for (_key, label, color), column in zip(series, values, strict=True):
-        pts = " ".join(point(x, y) for x, y in zip(xs, column, strict=True) if y is not None)
-        lines.append(
-            f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"><title>{label}</title></polyline>'
-        )
-    legend = " ".join(f'<span style="color:{c}">■ {html.escape(label)}</span>' for _k, label, c in series)
-    axis = (
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<text x="{pad}" y="{pad - 8}" font-size="11">{top:,.4g}</text>'
-        f'<text x="{width - pad}" y="{height - pad + 16}" font-size="11" text-anchor="end">{x_max:.0f}s</text>'
-    )
-    return (
-        f"<h3>{html.escape(title)}</h3><div>{legend}</div>"
-        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">{axis}{"".join(lines)}</svg>'
-    )
-
-
-def _lookup(row: dict[str, Any], key: str) -> float | None:
-    """A history value by dotted key (`delivered_per_sec.webhook`)."""
-    node: Any = row
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-_PALETTE = ("#137333", "#e37400", "#9334e6", "#12b5cb", "#c5221f", "#5f6368")
-
-
-def render_html(summary: dict[str, Any]) -> str:
-    run, load, history = summary["run"], summary["load"], summary.get("history", [])
-    destinations = (summary.get("delivery") or {}).get("destinations") or {}
-    verdict = summary.get("verdict") or {}
-    delivery_rows = [
-        [name, d.get("expected", 0), d.get("delivered_expected", 0), d.get("lost", 0), d.get("pending", 0),
-         d.get("duplicates", 0), d.get("dedupe_leaks", 0),
-         _ms((d.get("latency_seconds") or {}).get("p95")), _ms((d.get("latency_seconds") or {}).get("p99"))]
-        for name, d in sorted(destinations.items())
-    ]  # fmt: skip
-    threshold_rows = [
-        [r["metric"], r["expression"], r.get("value_text", ""), "PASS" if r["passed"] else "FAIL"]
-        for r in verdict.get("results", [])
-    ]
-    status = "PASS" if verdict.get("passed", True) else "FAIL"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Load test {html.escape(run["name"])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f3f3f3}}td:first-child{{text-align:left}}
-.PASS{{color:#137333}}.FAIL{{color:#c5221f}}</style></head><body>
-<h1>Load test {html.escape(run["name"])} — <span class="{status}">{status}</span></h1>
-<p>Target {html.escape(str(run["target"]))}, profile {html.escape(run["profile"])}, shape {html.escape(run["load_shape"])}
-at {run["target_rate"]:,.0f} msg/s; {run["started_at"]} to {run["ended_at"]} ({run["duration_seconds"]:.0f}s), {run["streams"]} stream(s).</p>
-<p>Sent {load["messages"]:,} messages in {load["requests"]:,} requests ({load["throughput"]:,.0f} msg/s);
-missed sends {load["missed_sends"]:,}; retries {load["retries"]:,}; error ratio {load["error_ratio"]:.4%}.</p>
-<h2>Verdict</h2>{_table(threshold_rows, ["metric", "threshold", "value", "result"])}
-<h2>Delivery</h2>{_table(delivery_rows, ["destination", "expected", "delivered", "lost", "pending", "duplicates", "dedupe leaks", "p95", "p99"])}
-{_chart("Message rate (msg/s)", history, [("messages_per_sec", "sent", "#1a73e8")] + [(f"delivered_per_sec.{name}", f"delivered to {name}", color) for name, color in zip(sorted(destinations), _PALETTE, strict=False)])}
-{_chart("Request latency p95 (s)", history, [("p95_measured_seconds", "measured", "#1a73e8"), ("p95_corrected_seconds", "corrected (from intended send)", "#c5221f")])}
-</body></html>
-"""
