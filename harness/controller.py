@@ -67,6 +67,9 @@ class Controller:
         self._greenlets: list[gevent.Greenlet] = []
         self.startup_failure = ""
         self._finishing: gevent.Greenlet | None = None
+        self.last_paths: ReportPaths | None = None
+        self.last_verdict: dict[str, Any] | None = None
+        self.last_run_name = ""
         self._final_from: set[str] = set()
         self._finished = False
 
@@ -163,6 +166,7 @@ class Controller:
         self.history = []
         self.delivery = None
         self.verdict = None
+        self.last_verdict = None  # the panel shows this test as running, not the last one's verdict
         self._finished = False
         self._greenlets.append(gevent.spawn(self._sample_forever))
         if self.headless and self.options.progress_interval > 0:
@@ -255,6 +259,7 @@ class Controller:
             delivery=self.delivery,
             history=self.history,
             target_rate_source=self.harness.target_rate_source,
+            users=sum(schedule.users for schedule in self.plan.values()),
             requests={
                 "endpoints": endpoint_rows(self.environment.stats),
                 "failures": failure_rows(self.environment.stats),
@@ -299,7 +304,9 @@ class Controller:
         if self.startup_failure:
             summary["verdict"]["stopped"] = self.startup_failure
         paths = write_report(summary, Path(self.options.report_dir))
-        self.last_paths: ReportPaths | None = paths
+        self.last_paths = paths
+        self.last_verdict = summary["verdict"]
+        self.last_run_name = self.wiring.run_name
         self.closing_lines = [
             report.terminal_table(self.verdict),
             *([f"Stopped early: {self.startup_failure}"] if self.startup_failure else []),
@@ -308,6 +315,21 @@ class Controller:
         if not self.headless:
             print("\n".join(self.closing_lines), flush=True)
         return self.verdict.exit_code
+
+    def live(self) -> dict[str, Any]:
+        """What the web UI's Delivery panel shows: the current test's history and the last verdict."""
+        destinations = (self.delivery or {}).get("destinations") or {}
+        return {
+            "state": self.environment.runner.state,
+            "run": self.wiring.run_name,
+            "target_rate": self.options.target_rate,
+            "users": sum(schedule.users for schedule in self.plan.values()),
+            "history": self.history,
+            "destinations": sorted(destinations),
+            "verdict": self.last_verdict,
+            "last_run": self.last_run_name,
+            "report": "./report" if self.last_paths is not None else None,
+        }
 
     def print_last(self) -> None:
         """Print the verdict block and report paths (headless: after Locust's end tables, the `quit` event)."""

@@ -42,6 +42,8 @@ class RunReport:
     delivery: dict[str, Any] | None
     history: list[dict[str, Any]]
     target_rate_source: str = "--target-rate"
+    users: int = 0
+    """Users across all workers, sized from the target rate (the plan)."""
     requests: dict[str, Any] | None = None
     """Locust's own statistics: `endpoints` and `failures` rows (harness.locust_stats)."""
 
@@ -88,6 +90,7 @@ class RunReport:
                 "load_shape": self.options.load_shape,
                 "target_rate": self.options.target_rate,
                 "target_rate_source": self.target_rate_source,
+                "users": self.users,
                 "started_at": _iso(self.started_at),
                 "ended_at": _iso(self.ended_at),
                 "duration_seconds": round(duration, 3),

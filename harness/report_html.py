@@ -93,6 +93,16 @@ def verdict_html(verdict: dict[str, Any]) -> str:
     )
 
 
+def panel_html() -> str:
+    """The web UI's Delivery panel page: the verdict panel and the charts, refreshed from live.json."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Delivery</title>
+<style>{STYLE}body{{margin:.5em}}.badge.WAIT{{background:#5f6368}}</style>{chart_scripts()}</head><body>
+<div id="verdict" class="verdict"></div><p id="facts" class="facts"></p>{chart_slots()}
+<script>{asset("panel.js")}</script></body></html>
+"""
+
+
 def render_html(summary: dict[str, Any]) -> str:
     run, load = summary["run"], summary["load"]
     destinations = (summary.get("delivery") or {}).get("destinations") or {}
