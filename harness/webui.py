@@ -86,10 +86,10 @@ def _registry(environment: Environment, controller: Controller):
     runner = environment.runner
     return load_registry(
         LoadCollector(
-            controller.stats,
+            lambda: controller.stats,
             workers=lambda: runner.worker_count if isinstance(runner, MasterRunner) else 1,
             users=lambda: runner.user_count,
-            run=(controller.wiring.run, controller.wiring.run_name),
+            run=lambda: (controller.wiring.run, controller.wiring.run_name),
         )
     )
 
