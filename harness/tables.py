@@ -31,7 +31,7 @@ def load_lines(load: dict[str, Any]) -> list[tuple[str, str]]:
             f"not as designed {bad.get('unexpected', 0):,}; missed sends {load['missed_sends']:,}; "
             f"retries {load['retries']:,}",
         ),
-        ("answers", ", ".join(f"{k} {v:,}" for k, v in sorted(load["requests_by_class"].items()))),
+        ("answers", answers_text(load["requests_by_class"], bad.get("expected", 0))),
         (
             "latency",
             "  ".join(
@@ -40,6 +40,17 @@ def load_lines(load: dict[str, Any]) -> list[tuple[str, str]]:
             ),
         ),
     ]
+
+
+def answers_text(by_class: dict[str, int], refused_as_designed: int) -> str:
+    """Answers by status class, with the bad-input requests' 4xx explained (they are sent to be refused)."""
+    parts = []
+    for cls, count in sorted(by_class.items()):
+        text = f"{cls} {count:,}"
+        if cls == "4xx" and refused_as_designed:
+            text += f" ({min(count, refused_as_designed):,} of them bad-input requests refused as designed)"
+        parts.append(text)
+    return ", ".join(parts) or "none"
 
 
 @dataclass(frozen=True)
