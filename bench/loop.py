@@ -97,17 +97,21 @@ class CpuSampler:
             self.stop.wait(SAMPLE_INTERVAL)
 
     def cpu_between(self, start: float, end: float | None = None) -> dict[str, float]:
-        """CPU seconds per role from wall time `start` to `end` (None: each process's last reading)."""
+        """CPU seconds per role from wall time `start` to `end` (None: each process's last reading).
+
+        A process counts from its reading at `start` (0 if it started later) to its last reading by
+        `end`; one that had exited by `start` counts nothing. Never negative: workers exiting (their
+        readings gone) or a pid reused by a new process once gave "-457 cores"."""
         baseline: dict[int, float] = {}
         last: dict[int, float] = {}
         for t, readings in self.samples:
             if t <= start:
                 baseline = readings
-            if end is None or t <= end:
+            elif end is None or t <= end:
                 last.update(readings)
         out = dict.fromkeys(ROLES, 0.0)
         for pid, seconds in last.items():
-            out[self.roles[pid]] += seconds - baseline.get(pid, 0.0)
+            out[self.roles[pid]] += max(0.0, seconds - baseline.get(pid, 0.0))
         return out
 
     def leftovers(self) -> list[int]:

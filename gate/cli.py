@@ -143,6 +143,7 @@ def _judge(args: argparse.Namespace):
     props = {"summary": args.summary, "run": str(summary["run"].get("name", ""))}
     if args.baseline:
         from gate.baseline import regression_thresholds
+        from gate.comparable import differences, warning
 
         if not 0 <= args.max_regression < 1:
             raise UnusableInput(f"--max-regression must be a share in [0, 1), got {args.max_regression:g}")
@@ -156,6 +157,10 @@ def _judge(args: argparse.Namespace):
         )
         verdict = Verdict(verdict.results + evaluate(checks, summary).results, verdict.story)
         props["baseline"] = args.baseline
+        unlike = differences(baseline, summary)
+        if unlike:
+            props["not_like_for_like"] = "; ".join(unlike)
+            notes = [*warning(unlike), *notes]
     return verdict, notes, props
 
 
@@ -174,9 +179,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         verdict, notes, props = _judge(args)
+        unlike = [note for note in notes if not note.startswith("not compared")]
+        for line in unlike:  # before the verdict: the runs may not be comparable at all
+            print(line)
         print(verdict.table())
         for note in notes:
-            print(f"  {note}")
+            if note not in unlike:
+                print(f"  {note}")
         if args.junit:
             from gate.junit import junit_xml
 

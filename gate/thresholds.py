@@ -154,10 +154,27 @@ class Verdict:
         rows += [(r.threshold.text(), r.value_text, "PASS" if r.passed else "FAIL") for r in self.results]
         width = max(len(row[0]) for row in rows)
         lines = [f"  {a:<{width}}  {b:>14}  {c}" for a, b, c in rows]
-        notes = [f"  note: {r.threshold.text()}: {r.note}" for r in self.results if r.note]
         words = [f"  * {line}" for line in self.story]
-        status = "PASS" if self.passed else "FAIL: " + "; ".join(r.message() for r in self.failures())
-        return "\n".join(["", "SLO verdict", *lines, *notes, *words, f"Verdict: {status}"])
+        return "\n".join(["", "SLO verdict", *lines, *self.notes(), *words, f"Verdict: {self.status_line()}"])
+
+    def notes(self) -> list[str]:
+        """One line per distinct note (one cause often leaves several thresholds without data)."""
+        by_note: dict[str, list[str]] = {}
+        for r in self.results:
+            if r.note:
+                by_note.setdefault(r.note, []).append(r.threshold.label)
+        return [f"  note ({', '.join(dict.fromkeys(labels))}): {note}" for note, labels in by_note.items()]
+
+    def status_line(self) -> str:
+        """PASS, or FAIL with the failed thresholds named once each (their values are in the table)."""
+        failures = self.failures()
+        if not failures:
+            return "PASS"
+        measured = [f"{r.threshold.text()} (was {r.value_text})" for r in failures if r.value is not None]
+        missing = [r.threshold.label for r in failures if r.value is None]
+        if missing:
+            measured.append(f"no data for {', '.join(dict.fromkeys(missing))} (see the note)")
+        return "FAIL: " + "; ".join(measured)
 
 
 def format_value(value: float, kind: str) -> str:

@@ -20,7 +20,21 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate.cli", "judge a run summary (or Prometheus) against SLO thresholds, for CI"),
     "ids": ("harness.ids_cli", "print messageIds in a run's id space, for clients that set their own"),
     "ledger": ("harness.ledger_cli", "register the messageIds a client sent with the monitor, to audit them"),
+    "compare": ("harness.compare", "two run summaries side by side (like for like first, then regressions)"),
 }
+
+
+def version_text() -> str:
+    """`harness 0.1.0 (locust 2.47.0, Python 3.11.7)`: what a bug report needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"harness {of('cdp-harness')} (locust {of('locust')}, Python {sys.version.split()[0]})"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -28,6 +42,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Load testing and delivery monitoring for Segment-style pipelines."
     )
+    parser.add_argument("--version", action="version", version=version_text())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)

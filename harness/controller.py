@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,11 +23,13 @@ from locust.runners import MasterRunner
 
 from gate.thresholds import Verdict, aborting_failures, evaluate
 from harness.delivery_wait import DeliveryWait, delivered_by_destination
+from harness.locust_stats import endpoint_rows, failure_rows
 from harness.monitor_client import MonitorClient, MonitorError
-from harness.options import HarnessOptions, sandbox_faults
+from harness.options import HarnessOptions, OptionError, option_errors, sandbox_faults
 from harness.preflight import PREFLIGHT_STREAM, plan_probes, refusal_message, run_preflight
 from harness.preflight import table as preflight_table
-from harness.report import RunReport, write_report
+from harness.progress import progress_line
+from harness.report import PACED_KINDS, ReportPaths, RunReport, write_report
 from harness.sdks import SdkUnavailable, sdk_module
 from harness.stack import SandboxStack
 from harness.stats import LoadStats, RequestLatencyHistogram
@@ -67,7 +70,15 @@ class Controller:
         self.ended_at: float | None = None
         self.verdict: Verdict | None = None
         self.thresholds = harness.thresholds()
+        self.tests = 0
+        self.closing_lines: list[str] = []
+        """The verdict block and report paths, printed after Locust's own end tables (`print_last`)."""
         self._greenlets: list[gevent.Greenlet] = []
+        self.startup_failure = ""
+        self._finishing: gevent.Greenlet | None = None
+        self.last_paths: ReportPaths | None = None
+        self.last_verdict: dict[str, Any] | None = None
+        self.last_run_name = ""
         self._final_from: set[str] = set()
         self._finished = False
         self.delivery_wait: dict[str, Any] | None = None
@@ -112,7 +123,7 @@ class Controller:
             monitor_token=monitor_token,
         )
         self.environment.parsed_options.harness_wiring = self.wiring.to_option()  # travels to the workers
-        self.plan = build_plan(profile, options)
+        self.plan = self._build_plan()
         self.monitor = MonitorClient(monitor_url, token=monitor_token or None) if monitor_url else None
         if self.monitor is not None:
             try:
@@ -164,6 +175,31 @@ class Controller:
         self.stop()
         raise SystemExit(2)
 
+    def _build_plan(self):
+        return build_plan(self.harness.profile(), self.options)
+
+    def prepare_test(self) -> list[str]:
+        """Before a test's first tick: take the options again (the web UI's form may have changed
+        them), size the users for the new rate, and give a second test in this process its own run.
+
+        Returns the problems with the new options; the shape starts no users when there are any."""
+        try:
+            self.harness.refresh_options()
+        except OptionError as exc:
+            return [str(exc)]
+        errors = option_errors(self.harness, stack_running=self.stack is not None)
+        if errors:
+            return errors
+        self.thresholds = self.harness.thresholds()
+        self.tests += 1
+        base = self.options.run_id or self.wiring.run_name.rsplit("~", 1)[0]
+        name = base if self.tests == 1 else f"{base}~{self.tests}"
+        seed = self.options.seed if self.options.seed is not None else run_id_from_name(name)
+        self.wiring = replace(self.wiring, run_name=name, seed=seed)
+        self.environment.parsed_options.harness_wiring = self.wiring.to_option()
+        self.plan = self._build_plan()
+        return []
+
     def user_counts(self) -> dict[type, int]:
         """User class → users, from the plan (classes whose source has no share get none) and the
         profile's `real_sdks` (real-SDK user classes name their library in `sdk`)."""
@@ -184,7 +220,24 @@ class Controller:
         self.streams = max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1
         self.started_at = time.time()
         self.ended_at = None
+        self.stats = LoadStats()
+        self.history = []
+        self.delivery = None
+        self.verdict = None
+        self.last_verdict = None  # the panel shows this test as running, not the last one's verdict
+        self._finished = False
         self._greenlets.append(gevent.spawn(self._sample_forever))
+        if self.headless and self.options.progress_interval > 0:
+            self._greenlets.append(gevent.spawn(self._print_progress_forever))
+
+    @property
+    def headless(self) -> bool:
+        return self.environment.web_ui is None
+
+    def _print_progress_forever(self) -> None:
+        while True:
+            gevent.sleep(self.options.progress_interval)
+            log.info("%s", progress_line(time.time() - self.started_at, self.stats, self.delivery))
 
     def merge_worker_report(self, data: dict[str, Any]) -> None:
         if "harness" in data:
@@ -208,15 +261,36 @@ class Controller:
     def _sample_forever(self) -> None:
         previous = self._sample_point()
         watch_aborts = any(t.abort_on_fail for t in self.thresholds)
+        check_at = self.options.startup_check
         while True:
             gevent.sleep(HISTORY_INTERVAL)
             self.collect_local()
             self.poll_delivery()
             point = self._sample_point()
-            self.history.append(_history_row(previous, point))
+            self.history.append(_history_row(previous, point, self.delivery))
             previous = point
+            if check_at and time.time() - self.started_at >= check_at:
+                check_at = 0.0
+                if self._stop_on_dead_target():
+                    return
             if watch_aborts and self._abort_on_failed_threshold():
                 return
+
+    def _stop_on_dead_target(self) -> bool:
+        """A target that accepted nothing in the first --startup-check seconds ends the run, once."""
+        if sum(self.stats.accepted.values()) or (not self.stats.total_requests() and not self.stats.missed):
+            return False
+        answers = ", ".join(f"{k} {v:,}" for k, v in sorted(self.stats.requests_by_class().items()))
+        self.startup_failure = (
+            f"{self.options.host or 'the target'} accepted no message in the first "
+            f"{self.options.startup_check:g}s ({self.stats.total_requests():,} requests; answers: "
+            f"{answers or 'none'}): is --host right and the target up? Stopping the run "
+            "(--startup-check 0 turns this check off)."
+        )
+        log.error("%s", self.startup_failure)
+        self.environment.stop_timeout = 0  # nothing was accepted: no send in flight is worth waiting for
+        self.environment.runner.quit()
+        return True
 
     def _abort_on_failed_threshold(self) -> bool:
         """Stop the run once a threshold marked abort_on_fail fails (k6's abortOnFail)."""
@@ -242,6 +316,12 @@ class Controller:
             stats=self.stats,
             delivery=self.delivery,
             history=self.history,
+            target_rate_source=self.harness.target_rate_source,
+            users=sum(schedule.users for schedule in self.plan.values()),
+            requests={
+                "endpoints": endpoint_rows(self.environment.stats),
+                "failures": failure_rows(self.environment.stats),
+            },
         )
 
     def _sample_point(self) -> dict[str, Any]:
@@ -250,6 +330,8 @@ class Controller:
         return {
             "t": time.time(),
             "messages": self.stats.total_messages(),
+            "accepted": sum(self.stats.accepted.values()),
+            "paced": self.stats.total_messages(PACED_KINDS),
             "requests": self.stats.total_requests(),
             "measured_counts": measured.counts.copy(),
             "corrected_counts": corrected.counts.copy(),
@@ -260,8 +342,11 @@ class Controller:
 
     def finish(self) -> int:
         """Wait for deliveries, write the report, print the verdict; returns the exit code."""
+        finishing = self._finishing
+        if finishing is not None and not finishing.dead and gevent.getcurrent() is not finishing:
+            finishing.join()  # quitting while the web UI's stop is still writing the report
         if self._finished or self.started_at is None:
-            return 0
+            return self.verdict.exit_code if self.verdict is not None else 0
         self._finished = True
         self.ended_at = self.ended_at or time.time()
         self._wait_for_deliveries()
@@ -276,10 +361,50 @@ class Controller:
             summary["sandbox"] = self.stack.sandbox_stats()
         self.verdict = evaluate(self.thresholds, summary)
         summary["verdict"] = self.verdict.to_dict()
+        if self.startup_failure:
+            summary["verdict"]["stopped"] = self.startup_failure
         paths = write_report(summary, Path(self.options.report_dir))
-        print(report.terminal_table(self.verdict), flush=True)
-        print(f"Report: {paths.html}  Summary: {paths.json}", flush=True)
+        self.last_paths = paths
+        self.last_verdict = summary["verdict"]
+        self.last_run_name = self.wiring.run_name
+        self.closing_lines = [
+            report.terminal_table(self.verdict),
+            *([f"Stopped early: {self.startup_failure}"] if self.startup_failure else []),
+            f"Report: {paths.html}  Summary: {paths.json}",
+        ]
+        if not self.headless:
+            print("\n".join(self.closing_lines), flush=True)
         return self.verdict.exit_code
+
+    def live(self) -> dict[str, Any]:
+        """What the web UI's Delivery panel shows: the current test's history and the last verdict."""
+        destinations = (self.delivery or {}).get("destinations") or {}
+        return {
+            "state": self.environment.runner.state,
+            "run": self.wiring.run_name,
+            "target_rate": self.options.target_rate,
+            "users": sum(schedule.users for schedule in self.plan.values()),
+            "history": self.history,
+            "destinations": sorted(destinations),
+            "verdict": self.last_verdict,
+            "last_run": self.last_run_name,
+            "report": "./report" if self.last_paths is not None else None,
+        }
+
+    def print_last(self) -> None:
+        """Print the verdict block and report paths (headless: after Locust's end tables, the `quit` event)."""
+        if self.headless and self.closing_lines:
+            print("\n".join(self.closing_lines), flush=True)
+
+    def finish_in_background(self) -> None:
+        """The web UI's stop: deliveries, verdict and report now, not when the process quits."""
+        self._finishing = gevent.spawn(self._finish_quietly)
+
+    def _finish_quietly(self) -> None:
+        try:
+            self.environment.process_exit_code = self.finish()
+        except Exception:
+            log.exception("could not write the verdict and report of the stopped test")
 
     def on_test_stop(self) -> None:
         self.ended_at = time.time()
@@ -338,7 +463,9 @@ def _warn_on_more_processes_than_cores(processes: int | None) -> None:
         )  # fmt: skip
 
 
-def _history_row(previous: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+def _history_row(
+    previous: dict[str, Any], point: dict[str, Any], delivery: dict[str, Any] | None = None
+) -> dict[str, Any]:
     seconds = max(point["t"] - previous["t"], 1e-9)
     row: dict[str, Any] = {
         "t": round(point["t"], 3),
@@ -348,6 +475,15 @@ def _history_row(previous: dict[str, Any], point: dict[str, Any]) -> dict[str, A
             name: (count - previous["delivered"].get(name, 0)) / seconds
             for name, count in point["delivered"].items()
         },
+    }
+    destinations = (delivery or {}).get("destinations") or {}
+    row["accepted_per_sec"] = (point["accepted"] - previous["accepted"]) / seconds
+    row["paced_per_sec"] = (point["paced"] - previous["paced"]) / seconds
+    for key in ("pending", "lost", "late"):
+        row[key] = {name: d.get(key, 0) for name, d in destinations.items()}
+    row["delivery_latency_seconds"] = {
+        name: {q: (d.get("latency_seconds") or {}).get(q) for q in ("p50", "p95", "p99")}
+        for name, d in destinations.items()
     }
     for kind in ("measured", "corrected"):
         window = RequestLatencyHistogram()

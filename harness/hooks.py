@@ -14,6 +14,7 @@ from harness.options import add_options, exit_on_bad_options
 from harness.plugin import Harness
 
 log = logging.getLogger("harness")
+_HARNESSES: list[Harness] = []
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per monitor poll is noise
 
 
@@ -25,6 +26,7 @@ def _on_parser(parser, **_kwargs) -> None:
 @events.init.add_listener
 def _on_init(environment: Environment, **_kwargs) -> None:
     harness = environment.harness = Harness(environment)
+    _HARNESSES.append(harness)  # the `quit` event carries no environment
     # Worker reports carry no environment, so their listeners close over this one.
     environment.events.report_to_master.add_listener(lambda data, **_kw: worker.stats_report(harness, data))
     if isinstance(environment.runner, WorkerRunner):
@@ -62,6 +64,8 @@ def _on_test_stop(environment: Environment, **_kwargs) -> None:
         worker.finish_stream(harness)
     if harness.controller is not None:
         harness.controller.on_test_stop()
+        if environment.web_ui is not None:
+            harness.controller.finish_in_background()  # stopped in the web UI: verdict and report now
 
 
 @events.quitting.add_listener
@@ -74,3 +78,11 @@ def _on_quitting(environment: Environment, **_kwargs) -> None:
         environment.process_exit_code = controller.finish()
     finally:
         controller.stop()
+
+
+@events.quit.add_listener
+def _on_quit(**_kwargs) -> None:
+    # Locust prints its request tables between `quitting` and `quit`: the verdict goes after them.
+    for harness in _HARNESSES:
+        if harness.controller is not None:
+            harness.controller.print_last()

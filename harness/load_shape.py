@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from locust import LoadTestShape
 
 from harness.plugin import Harness
 from harness.rate_curves import shape_duration
+
+log = logging.getLogger("harness")
 
 
 class TargetRateShape(LoadTestShape):
@@ -18,7 +22,22 @@ class TargetRateShape(LoadTestShape):
     abstract = True
     use_common_options = True
 
+    problems: tuple[str, ...] = ()
+
+    def reset_time(self) -> None:
+        """Locust calls this as a test starts (headless or from the web UI's form), before the first
+        tick: the moment to take the form's options and size the users for its rate."""
+        super().reset_time()
+        runner = getattr(self, "runner", None)
+        controller = Harness.of(runner.environment).controller if runner is not None else None
+        if controller is not None:
+            self.problems = tuple(controller.prepare_test())
+            for problem in self.problems:
+                log.error("the test cannot start: %s", problem)
+
     def tick(self) -> tuple[int, float, list] | None:
+        if self.problems:
+            return None
         harness = Harness.of(self.runner.environment)
         duration = shape_duration(harness.options.load_shape, harness.options.run_time)
         if duration is not None and self.get_run_time() >= duration:

@@ -18,10 +18,15 @@ from loadgen.traffic import CALL_TYPES
 
 
 class LoadCollector(Collector):
-    """Reads the master's merged `LoadStats` at scrape time."""
+    """Reads the master's merged `LoadStats` at scrape time (callables: each test in the web UI
+    starts new statistics and its own run)."""
 
     def __init__(
-        self, stats: LoadStats, workers: Callable[[], int], users: Callable[[], int], run: tuple[int, str]
+        self,
+        stats: Callable[[], LoadStats],
+        workers: Callable[[], int],
+        users: Callable[[], int],
+        run: Callable[[], tuple[int, str]],
     ) -> None:
         self.stats = stats
         self.workers = workers
@@ -29,7 +34,7 @@ class LoadCollector(Collector):
         self.run = run
 
     def collect(self) -> Iterator[Metric]:
-        s = self.stats
+        s = self.stats()
         messages = CounterMetricFamily(
             "loadgen_messages", "Messages sent (first attempts)", labels=["source", "library", "kind"]
         )
@@ -109,7 +114,8 @@ class LoadCollector(Collector):
             "The run this load generator sends (run is the monitor's run label)",
             labels=["run", "name"],
         )
-        run_info.add_metric([str(self.run[0]), self.run[1]], 1)
+        run, name = self.run()
+        run_info.add_metric([str(run), name], 1)
         yield run_info
         yield GaugeMetricFamily(
             "loadgen_workers", "Worker processes (streams) connected", value=self.workers()

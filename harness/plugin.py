@@ -14,7 +14,7 @@ from locust.env import Environment
 
 from gate.thresholds import Threshold, default_thresholds, load_thresholds
 from harness.options import HarnessOptions
-from loadgen.profile import Profile, load_profile
+from loadgen.profile import Profile, ProfileError, load_profile
 
 if TYPE_CHECKING:
     from harness.controller import Controller
@@ -27,14 +27,14 @@ class Harness:
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self.options = HarnessOptions.from_locust(environment.parsed_options)
+        self._profile: tuple[tuple, Profile] | None = None
+        self._thresholds: tuple[str, list[Threshold]] | None = None
+        self.options = self._take_options()
         self.controller: Controller | None = None
         """The master's (or the only process's) side of the run; None on a worker."""
         self.stream: Stream | None = None
         """This process's messageId stream and traffic, while a test runs here; None on a master."""
         self.shipper: LedgerShipper | None = None
-        self._profile: tuple[tuple, Profile] | None = None
-        self._thresholds: tuple[str, list[Threshold]] | None = None
 
     @staticmethod
     def of(environment: Environment) -> Harness:
@@ -44,9 +44,28 @@ class Harness:
         return harness
 
     def refresh_options(self) -> HarnessOptions:
-        """Take the options again (a test starting from the web UI may have changed them)."""
-        self.options = HarnessOptions.from_locust(self.environment.parsed_options)
+        """Take the options again (a test starting from the web UI may have changed them).
+
+        Raises OptionError when a value typed in the web UI's form is not a number."""
+        self.options = self._take_options()
         return self.options
+
+    def _take_options(self) -> HarnessOptions:
+        """Locust's parsed options, with no --target-rate meaning the profile's rate.messages_per_second."""
+        self.options = options = HarnessOptions.from_locust(self.environment.parsed_options)
+        if options.target_rate is None:
+            try:
+                rate = self.profile().messages_per_second
+            except (ProfileError, OSError):
+                return options  # option_errors names the profile's problem
+            options = replace(options, target_rate=rate)
+        return options
+
+    @property
+    def target_rate_source(self) -> str:
+        """Where the target rate came from, for the summary: the flag or the profile."""
+        given = getattr(self.environment.parsed_options, "target_rate", None)
+        return "profile" if given in (None, "") else "--target-rate"
 
     def profile(self) -> Profile:
         """The traffic profile with the command line's overrides, loaded once per file and overrides."""

@@ -8,7 +8,6 @@ CI gate and the thresholds read it.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gate.summary_format import ERROR_CLASSES, QUANTILES, RUN_SUMMARY_FORMAT, RUN_SUMMARY_VERSION
+from harness.report_html import render_html
 from harness.stats import BAD_INPUT_OUTCOMES, LoadStats
+from harness.tables import DESTINATION_COLUMNS, destination_rows, load_lines, text_table
 
 if TYPE_CHECKING:
     from gate.thresholds import Verdict
@@ -40,6 +41,11 @@ class RunReport:
     stats: LoadStats
     delivery: dict[str, Any] | None
     history: list[dict[str, Any]]
+    target_rate_source: str = "--target-rate"
+    users: int = 0
+    """Users across all workers, sized from the target rate (the plan)."""
+    requests: dict[str, Any] | None = None
+    """Locust's own statistics: `endpoints` and `failures` rows (harness.locust_stats)."""
 
     def summary(self) -> dict[str, Any]:
         duration = max(self.ended_at - self.started_at, 1e-9)
@@ -87,6 +93,8 @@ class RunReport:
                 "profile": str(self.options.traffic_profile),
                 "load_shape": self.options.load_shape,
                 "target_rate": self.options.target_rate,
+                "target_rate_source": self.target_rate_source,
+                "users": self.users,
                 "started_at": _iso(self.started_at),
                 "ended_at": _iso(self.ended_at),
                 "duration_seconds": round(duration, 3),
@@ -100,6 +108,11 @@ class RunReport:
                 "requests": requests,
                 "throughput": stats.total_messages(PACED_KINDS) / duration,
                 "bad_input_messages": stats.total_messages(("bad",)),
+                "messages_by_kind": {
+                    "paced": stats.total_messages(PACED_KINDS),
+                    "duplicate": stats.total_messages(("duplicate",)),
+                    "bad": stats.total_messages(("bad",)),
+                },
                 "request_rate": requests / duration,
                 "requests_by_class": by_class,
                 "error_ratio": sum(by_class.get(c, 0) for c in ERROR_CLASSES) / requests if requests else 0.0,
@@ -117,51 +130,28 @@ class RunReport:
                 "by_source": by_source,
             },
             "delivery": self.delivery or {},
+            "requests": self.requests or {},
             "history": self.history,
         }
 
     def terminal_table(self, verdict: Verdict) -> str:
         s = self.summary()
-        load, run = s["load"], s["run"]
+        run = s["run"]
         lines = [
             "",
-            f"Run {run['name']} against {run['target']}: {run['duration_seconds']:.0f}s, {run['streams']} stream(s)",
-            f"  sent      {load['messages']:>10,} messages in {load['requests']:,} requests "
-            f"({load['throughput']:,.0f} msg/s paced), missed sends {load['missed_sends']:,}, retries {load['retries']:,}",
-            "  answers   " + ", ".join(f"{k} {v:,}" for k, v in sorted(load["requests_by_class"].items())),
-            *_ingest_lines(load),
-            "  latency   "
-            + "  ".join(
-                f"{kind} p50 {_ms(q['p50'])} p95 {_ms(q['p95'])} p99 {_ms(q['p99'])}"
-                for kind, q in load["latency_seconds"].items()
-            ),
+            f"Run {run['name']} against {run['target']}: {run['duration_seconds']:.0f}s, {run['streams']} stream(s), "
+            f"target {run['target_rate']:,.0f} msg/s (from {run.get('target_rate_source', '--target-rate')})",
+            *(f"  {label:<10}{text}" for label, text in load_lines(s["load"])),
+            *_ingest_lines(s["load"]),
         ]
         destinations = (s["delivery"] or {}).get("destinations") or {}
         if destinations:
-            lines.append(
-                f"  {'destination':<20}{'expected':>10}{'delivered':>11}{'lost':>8}{'late':>7}{'pending':>9}"
-                f"{'dupes':>7}{'leaks':>7}{'order':>8}{'p95':>9}{'p99':>9}"
-            )
-            for name, d in sorted(destinations.items()):
-                q = d.get("latency_seconds") or {}
-                lines.append(
-                    f"  {name:<20}{d.get('expected', 0):>10,}{d.get('delivered_expected', 0):>11,}{d.get('lost', 0):>8,}"
-                    f"{d.get('late', 0):>7,}{d.get('pending', 0):>9,}{d.get('duplicates', 0):>7,}"
-                    f"{d.get('dedupe_leaks', 0):>7,}{_out_of_order(d):>8}"
-                    f"{_ms(q.get('p95')):>9}{_ms(q.get('p99')):>9}"
-                )
-            lines.append(
-                "  (order: share of deliveries that came before an earlier message of the same user)"
-            )
+            lines += ["  " + line for line in text_table(DESTINATION_COLUMNS, destination_rows(destinations))]
+            lines.append("  (order: share of deliveries that came before an earlier message of the same user)")
         else:
             lines.append("  delivery  no monitor data (no --monitor-url, or the monitor did not answer)")
         lines.append(verdict.table())
         return "\n".join(lines)
-
-
-def _out_of_order(d: dict[str, Any]) -> str:
-    share = (d.get("ratios") or {}).get("out_of_order")
-    return "-" if share is None else f"{share:.2%}"
 
 
 def _ingest_lines(load: dict[str, Any]) -> list[str]:
@@ -232,103 +222,3 @@ def _iso(ts: float) -> str:
 
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}ms"
-
-
-# HTML ------------------------------------------------------------------------------------------
-
-
-def _chart(title: str, history: list[dict[str, Any]], series: list[tuple[str, str, str]]) -> str:
-    """An inline SVG line chart; hand-written because the report must render with no network."""
-    width, height, pad = 720, 220, 40
-    if not history:
-        return f"<h3>{html.escape(title)}</h3><p>No samples.</p>"
-    t0 = history[0]["t"]
-    xs = [row["t"] - t0 for row in history]
-    values = [[_lookup(row, key) for row in history] for key, _label, _color in series]
-    top = max((v for column in values for v in column if v is not None), default=0) or 1
-    x_max = max(xs) or 1
-
-    def point(x: float, y: float) -> str:
-        return f"{pad + x / x_max * (width - 2 * pad):.1f},{height - pad - y / top * (height - 2 * pad):.1f}"
-
-    lines = []
-    for (_key, label, color), column in zip(series, values, strict=True):
-        pts = " ".join(point(x, y) for x, y in zip(xs, column, strict=True) if y is not None)
-        lines.append(
-            f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"><title>{label}</title></polyline>'
-        )
-    legend = " ".join(f'<span style="color:{c}">■ {html.escape(label)}</span>' for _k, label, c in series)
-    axis = (
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<text x="{pad}" y="{pad - 8}" font-size="11">{top:,.4g}</text>'
-        f'<text x="{width - pad}" y="{height - pad + 16}" font-size="11" text-anchor="end">{x_max:.0f}s</text>'
-    )
-    return (
-        f"<h3>{html.escape(title)}</h3><div>{legend}</div>"
-        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">{axis}{"".join(lines)}</svg>'
-    )
-
-
-def _lookup(row: dict[str, Any], key: str) -> float | None:
-    """A history value by dotted key (`delivered_per_sec.webhook`)."""
-    node: Any = row
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-_PALETTE = ("#137333", "#e37400", "#9334e6", "#12b5cb", "#c5221f", "#5f6368")
-
-
-def render_html(summary: dict[str, Any]) -> str:
-    run, load, history = summary["run"], summary["load"], summary.get("history", [])
-    destinations = (summary.get("delivery") or {}).get("destinations") or {}
-    verdict = summary.get("verdict") or {}
-    delivery_rows = [
-        [name, d.get("expected", 0), d.get("delivered_expected", 0), d.get("lost", 0), d.get("late", 0),
-         d.get("pending", 0), d.get("duplicates", 0), d.get("dedupe_leaks", 0), d.get("out_of_order", 0),
-         _out_of_order(d),
-         _ms((d.get("latency_seconds") or {}).get("p95")), _ms((d.get("latency_seconds") or {}).get("p99"))]
-        for name, d in sorted(destinations.items())
-    ]  # fmt: skip
-    ingest_rows = [
-        [name, row.get("accepted", 0), row.get("refused", 0),
-         ", ".join(f"{c} ×{n:,}" for c, n in sorted((row.get("refused_by_answer") or {}).items()))]
-        for name, row in sorted((load.get("by_source") or {}).items())
-    ]  # fmt: skip
-    lenient_rows = [
-        [case, *(row.get(k, 0) for k in BAD_INPUT_OUTCOMES)]
-        for case, row in sorted(((load.get("bad_inputs") or {}).get("by_case") or {}).items())
-    ]
-    story = "".join(f"<li>{html.escape(line)}</li>" for line in verdict.get("story", []))
-    threshold_rows = [
-        [r["metric"], r["expression"], r.get("value_text", ""), "PASS" if r["passed"] else "FAIL"]
-        for r in verdict.get("results", [])
-    ]
-    status = "PASS" if verdict.get("passed", True) else "FAIL"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Load test {html.escape(run["name"])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f3f3f3}}td:first-child{{text-align:left}}
-.PASS{{color:#137333}}.FAIL{{color:#c5221f}}</style></head><body>
-<h1>Load test {html.escape(run["name"])} — <span class="{status}">{status}</span></h1>
-<p>Target {html.escape(str(run["target"]))}, profile {html.escape(run["profile"])}, shape {html.escape(run["load_shape"])}
-at {run["target_rate"]:,.0f} msg/s; {run["started_at"]} to {run["ended_at"]} ({run["duration_seconds"]:.0f}s), {run["streams"]} stream(s).</p>
-<p>Sent {load["messages"]:,} messages in {load["requests"]:,} requests ({load["throughput"]:,.0f} msg/s);
-missed sends {load["missed_sends"]:,}; retries {load["retries"]:,}; error ratio {load["error_ratio"]:.4%}.</p>
-<h2>Verdict</h2>{_table(threshold_rows, ["metric", "threshold", "value", "result"])}
-{f"<ul>{story}</ul>" if story else ""}
-<h2>Ingest answers</h2>{_table(ingest_rows, ["source", "accepted", "refused", "refused by answer"])}
-{_table(lenient_rows, ["bad-input case", *BAD_INPUT_OUTCOMES]) if lenient_rows else ""}
-<h2>Delivery</h2>{_table(delivery_rows, ["destination", "expected", "delivered", "lost", "late", "pending", "duplicates", "dedupe leaks", "out of order", "out of order %", "p95", "p99"])}
-{_chart("Message rate (msg/s)", history, [("messages_per_sec", "sent", "#1a73e8")] + [(f"delivered_per_sec.{name}", f"delivered to {name}", color) for name, color in zip(sorted(destinations), _PALETTE, strict=False)])}
-{_chart("Request latency p95 (s)", history, [("p95_measured_seconds", "measured", "#1a73e8"), ("p95_corrected_seconds", "corrected (from intended send)", "#c5221f")])}
-</body></html>
-"""

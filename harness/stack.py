@@ -10,6 +10,7 @@ by pid when Locust quits.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from harness.processes import HOST, ChildServer, free_port
+from harness.processes import HOST, ChildServer, free_port, run_command
 from monitor.auth import TOKEN_ENV as MONITOR_TOKEN_ENV
 
 SANDBOX_TOKEN_ENV = "HARNESS_SANDBOX_TOKEN"
@@ -69,52 +70,13 @@ class SandboxStack:
         None keeps the dialect's default (on, except in the rudderstack dialect, as RudderStack's)."""
         workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
         folder = Path(workdir.name)
-        token = secrets.token_hex(16)
-        env = {**os.environ, MONITOR_TOKEN_ENV: token, SANDBOX_TOKEN_ENV: token}
-        write_keys = {source: secrets.token_hex(16) for source in (*sources, CANARY_SOURCE)}
-        for i, source in enumerate(write_keys):
-            env[f"HARNESS_STACK_KEY_{i}"] = write_keys[source]
-        for i, _destination in enumerate(DESTINATIONS):
-            env[f"HARNESS_STACK_SECRET_{i}"] = secrets.token_hex(16)
         sandbox_port, monitor_port = free_port(), free_port()
-        monitor_url = f"http://{HOST}:{monitor_port}"
-        sandbox_config = {
-            "seed": None,
-            "dialect": dialect,
-            "sources": [
-                {"name": source, "write_key_env": f"HARNESS_STACK_KEY_{i}"}
-                for i, source in enumerate(write_keys)
-            ],
-            "dedupe": {"enabled": dedupe},  # None: the dialect's default
-            "delivery": {"spool_path": str(folder / "sandbox-spool.jsonl")},
-            "faults": faults or {},
-            "destinations": [
-                {
-                    "name": name,
-                    "url": f"{monitor_url}/webhook/{name}",
-                    "secret_env": f"HARNESS_STACK_SECRET_{i}",
-                    "batch_size": batch_size,
-                    "concurrency": concurrency,
-                }
-                for i, (name, batch_size, concurrency) in enumerate(DESTINATIONS)
-            ],
-        }
-        monitor_config = {
-            "lost_after_seconds": loss_deadline,
-            "destinations": {
-                name: {"secret_env": f"HARNESS_STACK_SECRET_{i}"}
-                for i, (name, _b, _c) in enumerate(DESTINATIONS)
-            },
-            "canary": {
-                "enabled": canary_interval > 0,
-                "ingest_url": f"http://{HOST}:{sandbox_port}",
-                "write_key_env": f"HARNESS_STACK_KEY_{len(write_keys) - 1}",
-                "interval_seconds": canary_interval or 1.0,
-            },
-        }
-        (folder / "sandbox.yaml").write_text(yaml.safe_dump(sandbox_config, sort_keys=False))
-        (folder / "monitor.yaml").write_text(yaml.safe_dump(monitor_config, sort_keys=False))
-        harness = [sys.executable, "-m", "harness"]
+        token = secrets.token_hex(16)
+        env, write_keys = _write_configs(
+            folder, sources, faults, sandbox_port, monitor_port, loss_deadline, canary_interval, dialect, dedupe
+        )
+        env.update({MONITOR_TOKEN_ENV: token, SANDBOX_TOKEN_ENV: token})
+        harness = HARNESS
         monitor = ChildServer(
             "monitor",
             monitor_port,
@@ -153,3 +115,76 @@ class SandboxStack:
         self.sandbox.stop()
         self.monitor.stop()
         self.workdir.cleanup()
+
+
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+def check_sandbox_faults(sources: tuple[str, ...], faults: dict) -> str | None:
+    """The sandbox's own verdict on a `faults:` mapping (`harness sandbox --check`): its error, or None."""
+    with tempfile.TemporaryDirectory(prefix="harness-check-") as name:
+        folder = Path(name)
+        env, _keys = _write_configs(folder, sources, faults, 0, 0, LOST_AFTER_SECONDS, 0.0)
+        config = str(folder / "sandbox.yaml")
+        result = run_command([*HARNESS, "sandbox", "--config", config, "--check"], timeout=60.0, env=env)
+    if result.code == 0:
+        return None
+    problem = result.err.strip().removeprefix("sandbox: bad config: ")
+    # The temporary file means nothing to the user: the caller names theirs instead.
+    return re.sub(rf"^{re.escape(config)}(:\d+)?: ", "", problem) or f"exit code {result.code}"
+
+
+def _write_configs(
+    folder: Path,
+    sources: tuple[str, ...],
+    faults: dict | None,
+    sandbox_port: int,
+    monitor_port: int,
+    loss_deadline: float,
+    canary_interval: float,
+    dialect: str = "any",
+    dedupe: bool | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Write sandbox.yaml and monitor.yaml into `folder`: (the child environment, write keys by source)."""
+    env = dict(os.environ)
+    write_keys = {source: secrets.token_hex(16) for source in (*sources, CANARY_SOURCE)}
+    for i, source in enumerate(write_keys):
+        env[f"HARNESS_STACK_KEY_{i}"] = write_keys[source]
+    for i, _destination in enumerate(DESTINATIONS):
+        env[f"HARNESS_STACK_SECRET_{i}"] = secrets.token_hex(16)
+    monitor_url = f"http://{HOST}:{monitor_port}"
+    sandbox_config = {
+        "seed": None,
+        "dialect": dialect,
+        "sources": [
+            {"name": source, "write_key_env": f"HARNESS_STACK_KEY_{i}"} for i, source in enumerate(write_keys)
+        ],
+        "dedupe": {"enabled": dedupe},  # None: the dialect's default
+        "delivery": {"spool_path": str(folder / "sandbox-spool.jsonl")},
+        "faults": faults or {},
+        "destinations": [
+            {
+                "name": name,
+                "url": f"{monitor_url}/webhook/{name}",
+                "secret_env": f"HARNESS_STACK_SECRET_{i}",
+                "batch_size": batch_size,
+                "concurrency": concurrency,
+            }
+            for i, (name, batch_size, concurrency) in enumerate(DESTINATIONS)
+        ],
+    }
+    monitor_config = {
+        "lost_after_seconds": loss_deadline,
+        "destinations": {
+            name: {"secret_env": f"HARNESS_STACK_SECRET_{i}"} for i, (name, _b, _c) in enumerate(DESTINATIONS)
+        },
+        "canary": {
+            "enabled": canary_interval > 0,
+            "ingest_url": f"http://{HOST}:{sandbox_port}",
+            "write_key_env": f"HARNESS_STACK_KEY_{len(write_keys) - 1}",
+            "interval_seconds": canary_interval or 1.0,
+        },
+    }
+    (folder / "sandbox.yaml").write_text(yaml.safe_dump(sandbox_config, sort_keys=False))
+    (folder / "monitor.yaml").write_text(yaml.safe_dump(monitor_config, sort_keys=False))
+    return env, write_keys

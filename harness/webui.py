@@ -4,6 +4,7 @@ Messages tabs (Locust's `extendedTabs` mechanism: tables filled from `/stats/req
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -12,6 +13,7 @@ from locust.runners import MasterRunner
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
 from harness.metrics import LoadCollector, load_registry
+from harness.report_html import asset, panel_html
 
 if TYPE_CHECKING:
     from harness.controller import Controller
@@ -112,12 +114,26 @@ def _registry(environment: Environment, controller: Controller):
     runner = environment.runner
     return load_registry(
         LoadCollector(
-            controller.stats,
+            lambda: controller.stats,
             workers=lambda: runner.worker_count if isinstance(runner, MasterRunner) else 1,
             users=lambda: runner.user_count,
-            run=(controller.wiring.run, controller.wiring.run_name),
+            run=lambda: (controller.wiring.run, controller.wiring.run_name),
         )
     )
+
+
+def _derive_users_from_the_rate(web_ui: Any) -> None:
+    """Users and ramp-up come from --target-rate: the form shows them disabled ("Disabled for tests
+    using LoadTestShape class"), never as fields that are silently ignored. The shape still reads
+    -t, which is why it declares use_common_options."""
+    update = web_ui.update_template_args
+
+    def update_template_args() -> None:
+        update()
+        web_ui.template_args["hide_common_options"] = True
+
+    web_ui.update_template_args = update_template_args
+    update_template_args()
 
 
 def install(harness: Harness) -> None:
@@ -131,15 +147,42 @@ def install(harness: Harness) -> None:
             try:
                 server, _ = start_http_server(options.metrics_port or 0, addr=host, registry=registry)
             except OSError as exc:
-                raise SystemExit(
-                    f"locust: error: cannot serve loadgen metrics on {host}:{options.metrics_port}: "
-                    f"{exc.strerror} (choose another --metrics-port, or leave it out for a free port)"
-                ) from None
+                sys.stderr.write(
+                    f"locust: error: --metrics-port {options.metrics_port}: cannot listen on {host}: "
+                    f"{exc.strerror or exc}; pass another --metrics-port, or leave it out for a free port\n"
+                )
+                raise SystemExit(2) from None
             shown = f"[{host}]" if ":" in host else host
             log.info("loadgen metrics at http://%s:%d/metrics", shown, server.server_port)
         return
 
-    from flask import Response, request
+    from flask import Response, request, send_file
+
+    _derive_users_from_the_rate(web_ui)
+
+    @web_ui.app.route("/harness/panel")
+    def _panel() -> Response:
+        return Response(panel_html(), mimetype="text/html")
+
+    @web_ui.app.route("/harness/live.json")
+    def _live() -> Response:
+        controller.collect_local()
+        return Response(
+            orjson.dumps(controller.live(), option=orjson.OPT_SERIALIZE_NUMPY), mimetype="application/json"
+        )
+
+    @web_ui.app.route("/harness/report")
+    def _report() -> Response:
+        paths = controller.last_paths
+        if paths is None or not paths.html.exists():
+            return Response(
+                "No report yet: it is written when a test stops.\n", status=404, mimetype="text/plain"
+            )
+        return send_file(paths.html.resolve(), mimetype="text/html")
+
+    @web_ui.app.route("/harness/inject.js")
+    def _inject() -> Response:
+        return Response(asset("inject.js"), mimetype="text/javascript")
 
     @web_ui.app.route("/metrics")
     def _metrics() -> Response:
@@ -159,6 +202,12 @@ def install(harness: Harness) -> None:
 
     @web_ui.app.after_request
     def _extend_stats(response):
+        if request.path == "/" and response.status_code == 200 and response.mimetype == "text/html":
+            page = response.get_data(as_text=True)
+            response.set_data(
+                page.replace("</body>", '<script src="./harness/inject.js"></script></body>', 1)
+            )
+            return response
         if request.path != "/stats/requests" or response.status_code != 200:
             return response
         controller.collect_local()

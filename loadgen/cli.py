@@ -22,7 +22,11 @@ from loadgen.dialects import DIALECTS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--profile", default="default", help="profile YAML file, or 'default' (the bundled one)"
+        "--traffic-profile",
+        "--profile",
+        dest="profile",
+        default="default",
+        help="traffic profile YAML file, or 'default' (the bundled one); --profile is an alias",
     )
     parser.add_argument("--count", type=int, default=20, help="number of requests to print (default 20)")
     parser.add_argument(

@@ -12,6 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8088, help="port to listen on (default: 8088)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--check", action="store_true", help="check the config and exit (2 if it is bad)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if refusal:
         print(f"sandbox: {refusal}", file=sys.stderr)
         return 2
+    if args.check:
+        return 0
     problem = _port_problem(args.host, args.port)
     if problem:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {problem}", file=sys.stderr)

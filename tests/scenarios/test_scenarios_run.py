@@ -45,7 +45,7 @@ def test_default_run_delivers_everything_exactly_once(locust_run):
         assert destination["latency_seconds"]["p99"] is not None
     assert summary["verdict"]["passed"] is True
     html = run.html()
-    assert "<svg" in html and "PASS" in html and "http://" not in html.replace("http://127.0.0.1", "")
+    assert 'data-chart="rates"' in html and "PASS" in html and "http://" not in html.replace("http://127.0.0.1", "")
 
 
 def test_duplicate_resends_ride_on_top_of_the_schedule(locust_run):
