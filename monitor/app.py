@@ -292,12 +292,12 @@ class Monitor:
         return self.behaviours[name].describe(now)
 
 
-async def serve(config: MonitorConfig, host: str, port: int) -> None:
-    """Run the monitor until SIGTERM or SIGINT."""
+async def serve(config: MonitorConfig, host: str, port: int, monitor: Monitor | None = None) -> None:
+    """Run the monitor (or `monitor`, one of `monitor/workers.py`'s) until SIGTERM or SIGINT."""
     from granian.constants import HTTPModes, Interfaces
     from granian.server.embed import Server
 
-    monitor = Monitor(config)
+    monitor = Monitor(config) if monitor is None else monitor
     server = Server(
         monitor,
         address=host,

@@ -17,6 +17,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8089, help="port to listen on (default 8089)")
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="receiver processes sharing the port, one exact audit in the first (default 1)",
+    )
+    # internal: how the first process starts the others (monitor/workers.py)
+    parser.add_argument("--worker-socket", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:  # returns only on a config error
@@ -32,7 +47,16 @@ def run(args: argparse.Namespace) -> int:  # returns only on a config error
     except ConfigError as exc:
         print(f"harness monitor: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(config, args.host, args.port))
+    if args.worker_socket:
+        from monitor.workers import serve_worker
+
+        asyncio.run(serve_worker(config, args.host, args.port, args.worker_socket, args.worker_index))
+    elif args.workers > 1:
+        from monitor.workers import serve_primary
+
+        asyncio.run(serve_primary(config, args))
+    else:
+        asyncio.run(serve(config, args.host, args.port))
     # granian's embedded Rust runtime panics if the interpreter finalizes while its threads
     # still exist; everything is stopped and flushed by now, so leave without finalizing.
     logging.shutdown()
