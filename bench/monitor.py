@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from harness import processes
 from harness.processes import free_port
 from loadgen.ids import UUID_LENGTH, encode_uuids, run_id_from_name
 
@@ -126,12 +127,21 @@ def _find_all(haystack: bytes, needle: bytes) -> list[int]:
     return out
 
 
-class BodyFactory:
-    """Request bodies of BATCH events with fresh messageIds, written into a template by numpy."""
+SINGLE_CHUNK = 512
+"""Single-event bodies built per numpy pass (one pass per body would cost the client ~10 µs)."""
 
-    def __init__(self, run: int, stream: int, users: int, user_offset: int) -> None:
-        events = [event_template(i + user_offset, users) for i in range(BATCH)]
-        body = orjson.dumps(events)
+
+class BodyFactory:
+    """Request bodies of `batch` events (a JSON array; one bare object when `batch` is 1) with
+    fresh messageIds, written into a template by numpy."""
+
+    def __init__(self, run: int, stream: int, users: int, user_offset: int, batch: int = BATCH) -> None:
+        self.batch = batch
+        size = batch if batch > 1 else SINGLE_CHUNK
+        events = [event_template(i + user_offset, users) for i in range(size)]
+        parts = [orjson.dumps(events)] if batch > 1 else [orjson.dumps(e) for e in events]
+        body = b"".join(parts)
+        self.bounds = np.cumsum([0, *map(len, parts)]).tolist()
         self.template = np.frombuffer(body, dtype=np.uint8).copy()
         needle = b'"messageId":"' + b"0" * UUID_LENGTH
         starts = [pos + len(b'"messageId":"') for pos in _find_all(body, needle)]
@@ -139,19 +149,27 @@ class BodyFactory:
         anon = b'"anonymousId":"'
         user_starts = [pos + len(anon) for pos in _find_all(body, anon)]
         self.user_columns = (np.array(user_starts)[:, None] + np.arange(8)).ravel()
-        self.users = users
+        self.users, self.size = users, size
         self.run, self.stream, self.next_seq = run, stream, 0
+        self.ready: list[bytes] = []
 
     def next_body(self) -> bytes:
-        seqs = np.arange(self.next_seq, self.next_seq + BATCH, dtype=np.uint64)
-        self.next_seq += BATCH
+        if not self.ready:
+            self._fill()
+        return self.ready.pop()
+
+    def _fill(self) -> None:
+        seqs = np.arange(self.next_seq, self.next_seq + self.size, dtype=np.uint64)
+        self.next_seq += self.size
         uuids = encode_uuids(int(time.time() * 1000), self.run, self.stream, seqs)
         self.template[self.columns] = uuids.ravel()
         # each event's user drawn from the population (a multiplicative hash of its seq)
         user = (seqs * np.uint64(2654435761)) % np.uint64(self.users)
         digits = (user[:, None] // _POWERS) % np.uint64(10) + np.uint64(48)
         self.template[self.user_columns] = digits.astype(np.uint8).ravel()
-        return self.template.tobytes()
+        blob = self.template.tobytes()
+        bounds = self.bounds
+        self.ready = [blob[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 2, -1, -1)]
 
 
 async def connection(port: int, path: str, factory: BodyFactory, deadline: float, counts: list[int]) -> None:
@@ -168,16 +186,17 @@ async def connection(port: int, path: str, factory: BodyFactory, deadline: float
                     length = int(line.split(b":")[1])
             await reader.readexactly(length)
             if b" 200 " in status_line:
-                counts[0] += BATCH
+                counts[0] += factory.batch
             else:
-                counts[1] += BATCH
+                counts[1] += factory.batch
     finally:
         writer.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of a server and of every process it started (monitor workers), by pid."""
+    readings = {p: processes.cpu_seconds(p) for p in [pid, *processes.descendants(pid)]}
+    return {p: seconds for p, seconds in readings.items() if seconds is not None}
 
 
 def rss_bytes(pid: int) -> int:
@@ -213,31 +232,49 @@ def wait_ready(port: int, proc: subprocess.Popen) -> None:
     raise RuntimeError("server did not become ready")
 
 
-def measure(cmd: list[str], port: int, path: str, args: argparse.Namespace, stream: int) -> dict:
-    """Run one server pinned to CPU 0 and load it from this process pinned to CPU 1."""
+def measure(
+    cmd: list[str],
+    port: int,
+    path: str,
+    args: argparse.Namespace,
+    stream: int,
+    *,
+    batch: int = BATCH,
+    pinned: bool = True,
+    connections: int | None = None,
+) -> dict:
+    """Run one server (pinned to CPU 0 unless `pinned` is false) and load it from this process."""
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if pinned else None,
     )  # fmt: skip
     try:
         wait_ready(port, proc)
         run = run_id_from_name("bench-monitor")
-        factories = [BodyFactory(run, stream + i, args.users, i * 7919) for i in range(args.connections)]
+        factories = [
+            BodyFactory(run, stream + i, args.users, i * 7919, batch)
+            for i in range(connections or args.connections)
+        ]
         # warm-up until every stream has sent each user once (the order tables are then full:
-        # seq -> user is a permutation of the population), then the measured window
+        # seq -> user is a permutation of the population), then the measured window; single-event
+        # runs only warm up for a second (their memory figures are not reported)
         asyncio.run(load(port, path, factories, 1.0))
-        while min(f.next_seq for f in factories) < args.users:
+        while batch > 1 and min(f.next_seq for f in factories) < args.users:
             asyncio.run(load(port, path, factories, 0.5))
         memory0 = audit_memory(port) if path.startswith("/webhook/") else {}
-        cpu0, rss0, t0 = cpu_seconds(proc.pid), rss_bytes(proc.pid), time.monotonic()
+        time.sleep(0.2)  # the workers' last forwards of the warm-up
+        cpu0, rss0, t0 = tree_cpu(proc.pid), rss_bytes(proc.pid), time.monotonic()
         counts = asyncio.run(load(port, path, factories, args.seconds))
         wall = time.monotonic() - t0
         if path.startswith("/webhook/"):
             # the monitor queues deliveries and audits them in batches; reading /metrics audits the
             # queue, so the window's CPU includes the audit of every message it counts
             memory1 = audit_memory(port)
-        cpu = cpu_seconds(proc.pid) - cpu0
+        cpu1 = tree_cpu(proc.pid)
+        by_pid = {p: cpu1[p] - cpu0.get(p, 0.0) for p in cpu1}
+        cpu = sum(by_pid.values())
         result = {
+            "cpu_by_process": [by_pid.get(proc.pid, 0.0)] + [v for p, v in by_pid.items() if p != proc.pid],
             "messages": counts[0],
             "refused": counts[1],
             "wall_seconds": wall,
@@ -274,28 +311,18 @@ async def load(port: int, path: str, factories: list[BodyFactory], seconds: floa
     return counts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--users", type=int, default=10_000)
-    args = parser.parse_args()
-    os.sched_setaffinity(0, {1})
+def monitor_cmd(config: Path, port: int, workers: int = 1) -> list[str]:
+    return [PYTHON, "-m", "monitor", "--config", str(config), "--port", str(port), "--workers", str(workers)]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "monitor.yaml"
-        config.write_text("lost_after_seconds: 3600\ndestinations:\n  bench: {}\n")
-        port = free_port()
-        audit = measure(
-            [PYTHON, "-m", "monitor", "--config", str(config), "--port", str(port)],
-            port, "/webhook/bench", args, stream=0,
-        )  # fmt: skip
-        script = Path(tmp) / "baseline.py"
-        script.write_text(BASELINE_SERVER)
-        port = free_port()
-        base = measure([PYTHON, str(script), str(port), "parse"], port, "/", args, stream=100)
-        port = free_port()
-        bare = measure([PYTHON, str(script), str(port), "bare"], port, "/", args, stream=200)
+
+def batched_part(args: argparse.Namespace, config: Path, script: Path) -> dict:
+    """Batched deliveries: the monitor against an orjson-only server and a bare one, pinned."""
+    port = free_port()
+    audit = measure(monitor_cmd(config, port), port, "/webhook/bench", args, stream=0)
+    port = free_port()
+    base = measure([PYTHON, str(script), str(port), "parse"], port, "/", args, stream=100)
+    port = free_port()
+    bare = measure([PYTHON, str(script), str(port), "bare"], port, "/", args, stream=200)
 
     body_bytes = len(BodyFactory(0, 0, args.users, 0).next_body())
     print(f"events per request: {BATCH}, request body: {body_bytes} bytes (~{body_bytes // BATCH} B/event)")
@@ -335,21 +362,131 @@ def main() -> None:
         audit["msgs_per_sec_per_core"] / bare["msgs_per_sec_per_core"] if bare["msgs_per_sec_per_core"] else 0
     )
     print(f"monitor / orjson-baseline per-core ratio: {ratio:.2f}; monitor / HTTP-floor ratio: {floor:.2f}")
-    print(
-        json.dumps(
-            {
-                "msgs_per_sec_per_core": round(audit["msgs_per_sec_per_core"]),
-                "audit_bytes_per_million": round(per_million),
-                "baseline_msgs_per_sec_per_core": round(base["msgs_per_sec_per_core"]),
-                "ratio_to_baseline": round(ratio, 3),
-                "http_floor_msgs_per_sec_per_core": round(bare["msgs_per_sec_per_core"]),
-                "ratio_to_http_floor": round(floor, 3),
-                "msgs_per_sec_wall": round(audit["msgs_per_sec_wall"]),
-                "rss_growth_bytes_per_million": round(rss_per_million),
-                "user_table_bytes_per_user_per_stream": round(per_user),
-            }
+    return {
+        "msgs_per_sec_per_core": round(audit["msgs_per_sec_per_core"]),
+        "audit_bytes_per_million": round(per_million),
+        "baseline_msgs_per_sec_per_core": round(base["msgs_per_sec_per_core"]),
+        "ratio_to_baseline": round(ratio, 3),
+        "http_floor_msgs_per_sec_per_core": round(bare["msgs_per_sec_per_core"]),
+        "ratio_to_http_floor": round(floor, 3),
+        "msgs_per_sec_wall": round(audit["msgs_per_sec_wall"]),
+        "rss_growth_bytes_per_million": round(rss_per_million),
+        "user_table_bytes_per_user_per_stream": round(per_user),
+    }
+
+
+def single_part(args: argparse.Namespace, config: Path, script: Path) -> dict:
+    """One event per POST (RudderStack's webhook destination): requests/s per core against the floor."""
+    port = free_port()
+    audit = measure(monitor_cmd(config, port), port, "/webhook/bench", args, stream=300, batch=1)
+    port = free_port()
+    bare = measure([PYTHON, str(script), str(port), "bare"], port, "/", args, stream=400, batch=1)
+    body = len(BodyFactory(0, 0, args.users, 0, 1).next_body())
+    print(f"single-event deliveries: one JSON object per POST ({body} B), {args.connections} connections")
+    for name, r in (("monitor (audit on)", audit), ("floor: bare granian, body read", bare)):
+        print(
+            f"  {name}: {r['messages']} requests, {r['server_cpu_seconds']:.2f}s server CPU -> "
+            f"{r['msgs_per_sec_per_core']:,.0f} requests/s per core ({r['msgs_per_sec_wall']:,.0f}/s wall)"
         )
+    per_request_us = 1e6 / audit["msgs_per_sec_per_core"] if audit["msgs_per_sec_per_core"] else 0.0
+    floor_us = 1e6 / bare["msgs_per_sec_per_core"] if bare["msgs_per_sec_per_core"] else 0.0
+    print(
+        f"  CPU per request: monitor {per_request_us:.1f} µs, bare server {floor_us:.1f} µs "
+        f"-> {per_request_us - floor_us:.1f} µs of parsing, behaviour and audit beyond the HTTP floor"
     )
+    return {
+        "single_event_requests_per_sec_per_core": round(audit["msgs_per_sec_per_core"]),
+        "single_event_floor_requests_per_sec_per_core": round(bare["msgs_per_sec_per_core"]),
+        "single_event_cpu_us_per_request": round(per_request_us, 2),
+        "single_event_floor_cpu_us_per_request": round(floor_us, 2),
+    }
+
+
+def workers_part(args: argparse.Namespace, config: Path) -> dict:
+    """1 against `args.workers` monitor processes on one-event POSTs, unpinned, CPU summed over all.
+
+    On a machine with fewer free cores than processes the wall rate cannot show the scaling, so
+    it is derived: the N-process per-core rate (which pays for forwarding rows to the primary)
+    over the 1-process one is the efficiency per added core, and the primary's CPU per message
+    (its share of receiving plus the one audit) bounds how many cores can be fed.
+    """
+    n = args.workers
+    all_cpus = set(range(os.cpu_count() or 1))
+    os.sched_setaffinity(0, all_cpus)
+    try:
+        runs = {}
+        for workers, stream in ((1, 500), (n, 600)):
+            port = free_port()
+            runs[workers] = measure(
+                monitor_cmd(config, port, workers), port, "/webhook/bench", args, stream=stream,
+                batch=1, pinned=False, connections=args.connections * 2,
+            )  # fmt: skip
+    finally:
+        os.sched_setaffinity(0, {1})
+    one, many = runs[1], runs[n]
+    efficiency = many["msgs_per_sec_per_core"] / one["msgs_per_sec_per_core"]
+    per_message_one = one["server_cpu_seconds"] / one["messages"]
+    primary_share = many["cpu_by_process"][0] / many["messages"]
+    # the primary's CPU per message = its 1/n share of receiving + the audit of every message
+    audit_cost = max(primary_share - per_message_one / n, 0.0)
+    print(
+        f"workers: 1 vs {n} monitor processes, one-event POSTs, {args.connections * 2} connections, unpinned"
+    )
+    for workers, r in runs.items():
+        cpus = ", ".join(f"{c:.2f}" for c in r["cpu_by_process"])
+        print(
+            f"  --workers {workers}: {r['messages']} requests, {r['server_cpu_seconds']:.2f}s CPU "
+            f"(by process, primary first: {cpus}) -> {r['msgs_per_sec_per_core']:,.0f} requests/s per core, "
+            f"{r['msgs_per_sec_wall']:,.0f}/s wall"
+        )
+    print(
+        f"  per-core efficiency of {n} processes vs 1: {efficiency:.3f} (each added core adds this "
+        f"fraction of one process's rate); primary audit + forwarding cost {audit_cost * 1e6:.2f} µs per "
+        f"message of the {per_message_one * 1e6:.1f} µs a message costs one process"
+    )
+    derived = {}
+    for cores in (2, 4, 8, 16):
+        rate = cores * many["msgs_per_sec_per_core"]
+        ceiling = 1.0 / (per_message_one / cores + audit_cost) if audit_cost else float("inf")
+        derived[cores] = min(rate, ceiling) / one["msgs_per_sec_per_core"]
+    print(
+        "  derived scaling (throughput / one process's, min of cores x per-core rate and the primary's "
+        "one-core ceiling): "
+        + ", ".join(f"{c} cores {x:.2f}x ({x / c:.2f} per core)" for c, x in derived.items())
+    )
+    return {
+        "workers": n,
+        "workers_efficiency_per_core": round(efficiency, 3),
+        "workers_audit_us_per_message": round(audit_cost * 1e6, 3),
+        "workers_derived_scaling": {str(c): round(x, 2) for c, x in derived.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2, help="monitor processes in the workers part")
+    parser.add_argument(
+        "--parts", default="batched,single,workers", help="comma-separated: batched, single, workers"
+    )
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    os.sched_setaffinity(0, {1})
+    figures: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "monitor.yaml"
+        config.write_text("lost_after_seconds: 3600\ndestinations:\n  bench: {}\n")
+        script = Path(tmp) / "baseline.py"
+        script.write_text(BASELINE_SERVER)
+        if "batched" in parts:
+            figures.update(batched_part(args, config, script))
+        if "single" in parts:
+            figures.update(single_part(args, config, script))
+        if "workers" in parts:
+            figures.update(workers_part(args, config))
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

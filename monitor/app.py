@@ -1,4 +1,4 @@
-"""The monitor's HTTP server: an RSGI app (served by granian, embedded in our asyncio loop).
+"""The monitor's HTTP server: an RSGI app (served by `monitor/http_server.py` in our asyncio loop).
 
 Routes:
     GET  /healthz                               200 once serving
@@ -292,21 +292,14 @@ class Monitor:
         return self.behaviours[name].describe(now)
 
 
-async def serve(config: MonitorConfig, host: str, port: int, monitor: Monitor | None = None) -> None:
+async def serve(
+    config: MonitorConfig, host: str, port: int, monitor: Monitor | None = None, *, reuse_port: bool = False
+) -> None:
     """Run the monitor (or `monitor`, one of `monitor/workers.py`'s) until SIGTERM or SIGINT."""
-    from granian.constants import HTTPModes, Interfaces
-    from granian.server.embed import Server
+    from monitor.http_server import HttpServer
 
     monitor = Monitor(config) if monitor is None else monitor
-    server = Server(
-        monitor,
-        address=host,
-        port=port,
-        interface=Interfaces.RSGI,
-        http=HTTPModes.http1,  # webhooks are HTTP/1.1; skips the HTTP/2 preface sniffing
-        websockets=False,
-        backlog=1024,
-    )
+    server = HttpServer(monitor, host, port, max_body_bytes=config.max_body_bytes, reuse_port=reuse_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)

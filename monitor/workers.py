@@ -2,7 +2,7 @@
 
 The first process (the primary) is a whole `Monitor`: it receives deliveries like the others and
 holds the one audit, the ledgers, the canary and the probes. The N-1 workers bind the same port
-(granian sets SO_REUSEPORT, so the kernel spreads connections over all N) and do the per-request
+(`monitor/http_server.py` sets SO_REUSEPORT, so the kernel spreads connections over all N) and do the per-request
 work: HTTP, signature, gzip, JSON parsing and the behaviour's answer. A worker forwards what the
 audit reads (each request's messageIds, users, arrival time and refusal class, as
 `Audit.record` takes them) and its receiver counters to the primary over a Unix socket, every
@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -37,6 +38,7 @@ import orjson
 from monitor.app import JSON, Monitor, serve
 from monitor.audit import DestinationAudit
 from monitor.config import MonitorConfig
+from monitor.http_server import Exchange, Scope
 from monitor.receiver import BodyError, Delivery
 
 log = logging.getLogger("monitor")
@@ -107,39 +109,6 @@ def add_counters(destinations: dict[str, DestinationAudit], counters: dict[str, 
             for key, n in value:
                 key = tuple(key) if isinstance(key, list) else key
                 target[key] = target.get(key, 0) + n
-
-
-# --- an API request handled in the primary without granian ---------------------------------------
-
-
-class _Scope:
-    """The parts of an RSGI scope the monitor reads, rebuilt from a proxied request."""
-
-    proto = "http"
-
-    def __init__(self, method: str, path: str, query_string: str, headers: dict[str, str]) -> None:
-        self.method, self.path, self.query_string, self.headers = method, path, query_string, headers
-
-
-class _Exchange:
-    """An RSGI protocol object over a body already read, keeping the answer for later."""
-
-    def __init__(self, body: bytes | None = None, proto: Any = None) -> None:
-        self._body, self._proto = body, proto
-        self.answer: tuple[int, list, bytes] | None = None
-
-    async def __call__(self) -> bytes:
-        return self._body if self._proto is None else await self._proto()
-
-    async def __aiter__(self):
-        if self._proto is None:
-            yield self._body
-            return
-        async for chunk in self._proto:
-            yield chunk
-
-    def response_bytes(self, status: int, headers: list, body: bytes) -> None:
-        self.answer = (status, headers, body)
 
 
 # --- the primary --------------------------------------------------------------------------------
@@ -255,8 +224,8 @@ class Hub:
 
     async def _answer(self, writer: asyncio.StreamWriter, header: list, body: bytes) -> None:
         _, request_id, method, path, query_string, headers = header
-        exchange = _Exchange(body)
-        await self.monitor.__rsgi__(_Scope(method, path, query_string, headers), exchange)
+        exchange = Exchange(body)
+        await self.monitor.__rsgi__(Scope(method, path, query_string, headers), exchange)
         status, answer_headers, answer = exchange.answer or (500, JSON, b'{"code":"internal"}')
         if not writer.is_closing():
             writer.write(frame(["answer", request_id, status, [list(h) for h in answer_headers]], answer))
@@ -271,17 +240,15 @@ class PrimaryMonitor(Monitor):
         self._behaviour_changed = False
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        # (`monitor/http_server.py` sends the answer once this returns)
         if scope.proto != "http" or scope.path.startswith("/webhook/") or scope.path == "/healthz":
             await super().__rsgi__(scope, proto)
             return
         await self.hub.barrier()
-        exchange = _Exchange(proto=proto)
-        await super().__rsgi__(scope, exchange)
-        if self._behaviour_changed:  # answer a behaviour change once every worker applies it
+        await super().__rsgi__(scope, proto)
+        if self._behaviour_changed:  # answered once every worker applies it
             self._behaviour_changed = False
             await self.hub.barrier()
-        assert exchange.answer is not None
-        proto.response_bytes(*exchange.answer)
 
     def api(self, method: str, path: str, scope: Any, body: bytes) -> tuple[int, Any, str | None]:
         status, doc, content_type = super().api(method, path, scope, body)
@@ -305,6 +272,8 @@ def worker_argv(args: Any, socket_path: str, index: int) -> list[str]:
 
 async def serve_primary(config: MonitorConfig, args: Any) -> None:
     """Run the primary and its `args.workers - 1` workers until SIGTERM or SIGINT."""
+    with socket.create_server((args.host, args.port)):  # a busy port fails here, not silently shared
+        pass
     folder = tempfile.mkdtemp(prefix="monitor-workers-")
     socket_path = os.path.join(folder, "hub.sock")
     monitor = PrimaryMonitor(config, socket_path)
@@ -322,7 +291,7 @@ async def serve_primary(config: MonitorConfig, args: Any) -> None:
         except TimeoutError:
             log.error("only %d of %d monitor workers connected", len(monitor.hub.links), args.workers - 1)
             return
-        await serve(config, args.host, args.port, monitor=monitor)
+        await serve(config, args.host, args.port, monitor=monitor, reuse_port=True)
     finally:
         await monitor.hub.close()
         for process in processes:
@@ -461,4 +430,4 @@ async def serve_worker(config: MonitorConfig, host: str, port: int, socket_path:
     reader, writer = await asyncio.open_unix_connection(socket_path, limit=1 << 26)
     writer.write(frame(["hello", index]))
     link = WorkerLink(reader, writer)
-    await serve(config, host, port, monitor=WorkerMonitor(config, link, index))
+    await serve(config, host, port, monitor=WorkerMonitor(config, link, index), reuse_port=True)
