@@ -110,6 +110,26 @@ class CpuSampler:
             out[self.roles[pid]] += seconds - baseline.get(pid, 0.0)
         return out
 
+    def cpu_by_process(self, start: float, end: float | None = None) -> dict[str, float]:
+        """CPU seconds per process, named role[k] in order of start (monitor[0] is the primary)."""
+        baseline: dict[int, float] = {}
+        last: dict[int, float] = {}
+        first_seen: dict[int, float] = {}
+        for t, readings in self.samples:
+            for pid in readings:
+                first_seen.setdefault(pid, t)
+            if t <= start:
+                baseline = readings
+            if end is None or t <= end:
+                last.update(readings)
+        out: dict[str, float] = {}
+        counts = dict.fromkeys(ROLES, 0)
+        for pid in sorted(last, key=lambda p: (first_seen[p], p)):
+            role = self.roles[pid]
+            out[f"{role}[{counts[role]}]"] = last[pid] - baseline.get(pid, 0.0)
+            counts[role] += 1
+        return out
+
     def leftovers(self) -> list[int]:
         """Processes seen during the run that are still alive (there should be none)."""
         return [pid for pid in self.roles if cpu_seconds(pid) is not None]
@@ -138,6 +158,7 @@ class RunResult:
     failed_thresholds: list[str] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     cpu_while_sending: dict[str, float] = field(default_factory=dict)
+    cpu_processes: dict[str, float] = field(default_factory=dict)
     send_seconds: float = 0.0
     load_average: float = 0.0
     reasons: list[str] = field(default_factory=list)
@@ -157,6 +178,13 @@ class RunResult:
         if self.messages and self.cpu:
             out["total"] = sum(self.cpu.values()) / self.messages * 1e6
         return out
+
+    def cpu_per_million_by_process(self) -> dict[str, float | None]:
+        """As `cpu_per_million`, one entry per process (Locust workers, sandbox and monitor workers)."""
+        return {
+            name: (s / self.messages * 1e6 if self.messages else None)
+            for name, s in self.cpu_processes.items()
+        }
 
     def cores(self) -> dict[str, float]:
         """Cores each process used while the load ran (CPU seconds over the test's wall seconds)."""
@@ -185,6 +213,9 @@ class RunResult:
             "failed_thresholds": self.failed_thresholds,
             "cpu_seconds": {k: round(v, 2) for k, v in self.cpu.items()},
             "cpu_seconds_per_million": {k: _round(v, 2) for k, v in self.cpu_per_million().items()},
+            "cpu_seconds_per_million_by_process": {
+                k: _round(v, 2) for k, v in self.cpu_per_million_by_process().items()
+            },
             "cores": self.cores(),
             "load_average_1m": round(self.load_average, 2),
             "exit_code": self.exit_code,
@@ -200,6 +231,8 @@ def locust_argv(rate: float, seconds: float, report_dir: Path, args: argparse.Na
         argv += ["--processes", str(args.processes)]
     if args.traffic_profile:
         argv += ["--traffic-profile", args.traffic_profile]
+    if args.monitor_workers:
+        argv += ["--monitor-workers", str(args.monitor_workers)]
     return argv
 
 
@@ -235,6 +268,7 @@ def run_once(kind: str, rate: float, seconds: float, args: argparse.Namespace, w
     started_at = datetime.fromisoformat(summary["run"]["started_at"]).timestamp()
     ended_at = datetime.fromisoformat(summary["run"]["ended_at"]).timestamp()
     result.cpu = sampler.cpu_between(started_at)
+    result.cpu_processes = sampler.cpu_by_process(started_at)
     result.cpu_while_sending = sampler.cpu_between(started_at, ended_at)
     result.send_seconds = ended_at - started_at
     return result
@@ -329,6 +363,10 @@ def row(result: RunResult) -> str:
 def report(result: RunResult, runs: list[RunResult]) -> RunResult:
     runs.append(result)
     print(row(result), flush=True)
+    by_process = result.cpu_per_million_by_process()
+    if by_process:
+        parts = ", ".join(f"{name} {v:.1f}" for name, v in by_process.items() if v is not None)
+        print(f"{'':8} CPU s per million by process: {parts}", flush=True)
     for reason in result.reasons:
         if "\n" in reason:
             print("    " + reason.replace("\n", "\n    "), flush=True)
@@ -392,6 +430,8 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1, help="Locust --processes (1: none)")
     parser.add_argument("--traffic-profile", default=None,
                         help="Locust --traffic-profile (default: the bundled default profile)")  # fmt: skip
+    parser.add_argument("--monitor-workers", type=int, default=0,
+                        help="Locust --monitor-workers (0: the bundled stack sizes it to the machine)")  # fmt: skip
     parser.add_argument("--latency-budget", type=float, default=0.1,
                         help="Locust --latency-budget (its default): users = requests/s x this")  # fmt: skip
     args = parser.parse_args()

@@ -59,13 +59,22 @@ class App:
         proto.response_bytes(200, [("content-type", "application/json")], b'{"success":true}')
 
 async def main(port):
-    server = Server(App(), address="127.0.0.1", port=port, interface=Interfaces.RSGI, websockets=False,
-                    http=HTTPModes.http1, backlog=1024)
+    if OWN_SERVER:  # the monitor's own server (httptools on uvloop) with nothing behind it
+        from monitor.http_server import HttpServer
+        server = HttpServer(App(), "127.0.0.1", port, max_body_bytes=1 << 24)
+    else:
+        server = Server(App(), address="127.0.0.1", port=port, interface=Interfaces.RSGI,
+                        websockets=False, http=HTTPModes.http1, backlog=1024)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, server.stop)
     await server.serve()
 
-asyncio.run(main(int(sys.argv[1])))
+OWN_SERVER = len(sys.argv) > 3 and sys.argv[3] == "own"
+if OWN_SERVER:
+    import uvloop
+    uvloop.run(main(int(sys.argv[1])))
+else:
+    asyncio.run(main(int(sys.argv[1])))
 os._exit(0)
 """
 
@@ -245,7 +254,7 @@ def measure(
 ) -> dict:
     """Run one server (pinned to CPU 0 unless `pinned` is false) and load it from this process."""
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if pinned else None,
     )  # fmt: skip
     try:
@@ -380,10 +389,17 @@ def single_part(args: argparse.Namespace, config: Path, script: Path) -> dict:
     port = free_port()
     audit = measure(monitor_cmd(config, port), port, "/webhook/bench", args, stream=300, batch=1)
     port = free_port()
-    bare = measure([PYTHON, str(script), str(port), "bare"], port, "/", args, stream=400, batch=1)
+    bare = measure([PYTHON, str(script), str(port), "bare", "own"], port, "/", args, stream=400, batch=1)
+    port = free_port()
+    granian = measure([PYTHON, str(script), str(port), "bare"], port, "/", args, stream=450, batch=1)
     body = len(BodyFactory(0, 0, args.users, 0, 1).next_body())
     print(f"single-event deliveries: one JSON object per POST ({body} B), {args.connections} connections")
-    for name, r in (("monitor (audit on)", audit), ("floor: bare granian, body read", bare)):
+    runs = (
+        ("monitor (audit on)", audit),
+        ("floor: the monitor's server (httptools, uvloop), body read, nothing else", bare),
+        ("granian RSGI (the monitor's server before), body read, nothing else", granian),
+    )
+    for name, r in runs:
         print(
             f"  {name}: {r['messages']} requests, {r['server_cpu_seconds']:.2f}s server CPU -> "
             f"{r['msgs_per_sec_per_core']:,.0f} requests/s per core ({r['msgs_per_sec_wall']:,.0f}/s wall)"
@@ -392,13 +408,15 @@ def single_part(args: argparse.Namespace, config: Path, script: Path) -> dict:
     floor_us = 1e6 / bare["msgs_per_sec_per_core"] if bare["msgs_per_sec_per_core"] else 0.0
     print(
         f"  CPU per request: monitor {per_request_us:.1f} µs, bare server {floor_us:.1f} µs "
-        f"-> {per_request_us - floor_us:.1f} µs of parsing, behaviour and audit beyond the HTTP floor"
+        f"-> {per_request_us - floor_us:.1f} µs of parsing, behaviour and audit beyond the HTTP floor; "
+        f"a bare granian server alone costs {1e6 / granian['msgs_per_sec_per_core']:.1f} µs"
     )
     return {
         "single_event_requests_per_sec_per_core": round(audit["msgs_per_sec_per_core"]),
         "single_event_floor_requests_per_sec_per_core": round(bare["msgs_per_sec_per_core"]),
         "single_event_cpu_us_per_request": round(per_request_us, 2),
         "single_event_floor_cpu_us_per_request": round(floor_us, 2),
+        "single_event_granian_floor_requests_per_sec_per_core": round(granian["msgs_per_sec_per_core"]),
     }
 
 

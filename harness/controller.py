@@ -81,7 +81,9 @@ class Controller:
             monitor_url = options.monitor_url
         else:
             faults = sandbox_faults(options.sandbox_faults) if options.sandbox_faults else None
-            self.stack = SandboxStack.start(sources, faults, options.loss_deadline, options.canary_interval)
+            self.stack = SandboxStack.start(
+                sources, faults, options.loss_deadline, options.canary_interval, options.monitor_workers
+            )
             self.environment.host = self.environment.parsed_options.host = self.stack.ingest_url
             options = self.harness.refresh_options()
             write_keys = dict(self.stack.write_keys)

@@ -42,6 +42,7 @@ class HarnessOptions:
     delivery_wait: float
     loss_deadline: float
     canary_interval: float
+    monitor_workers: int
     max_lag: float
     latency_budget: float
     metrics_port: int
@@ -148,6 +149,12 @@ def add_options(parser: Any) -> None:
         help="seconds between the bundled monitor's canaries through the sandbox to each destination (0: none)",
     )
     group.add_argument(
+        "--monitor-workers",
+        type=int,
+        default=0,
+        help="processes of the bundled monitor (0: sized to this machine's cores, one per 8)",
+    )
+    group.add_argument(
         "--max-lag",
         type=float,
         default=1.0,
@@ -188,6 +195,8 @@ def option_errors(harness: Harness) -> list[str]:
         errors.append(f"--delivery-wait must be ≥ 0 seconds, got {options.delivery_wait:g}")
     if options.loss_deadline <= 0:
         errors.append(f"--loss-deadline must be > 0 seconds, got {options.loss_deadline:g}")
+    if options.monitor_workers < 0:
+        errors.append(f"--monitor-workers must be ≥ 0, got {options.monitor_workers}")
     if options.canary_interval < 0:
         errors.append(f"--canary-interval must be ≥ 0 seconds, got {options.canary_interval:g}")
     if options.latency_budget <= 0:

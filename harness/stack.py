@@ -31,6 +31,16 @@ CANARY_SOURCE = "canary"
 LOST_AFTER_SECONDS = 60.0
 
 
+def monitor_workers_for(cores: int) -> int:
+    """The bundled monitor's processes on a machine of `cores`: one per 8 cores, at most 8.
+
+    Locust and the sandbox take most of a loop's CPU (bench/loop.py: the monitor is about a tenth),
+    and each added monitor process costs ~12% more CPU per message (bench/monitor.py), so small
+    machines keep the single process.
+    """
+    return max(1, min(8, cores // 8))
+
+
 @dataclass
 class SandboxStack:
     """A running sandbox with the monitor as its destinations' receiver."""
@@ -55,6 +65,7 @@ class SandboxStack:
         faults: dict | None = None,
         loss_deadline: float = LOST_AFTER_SECONDS,
         canary_interval: float = 1.0,
+        monitor_workers: int = 0,
     ) -> SandboxStack:
         workdir = tempfile.TemporaryDirectory(prefix="harness-stack-")
         folder = Path(workdir.name)
@@ -101,10 +112,13 @@ class SandboxStack:
         (folder / "sandbox.yaml").write_text(yaml.safe_dump(sandbox_config, sort_keys=False))
         (folder / "monitor.yaml").write_text(yaml.safe_dump(monitor_config, sort_keys=False))
         harness = [sys.executable, "-m", "harness"]
+        workers = monitor_workers or monitor_workers_for(os.cpu_count() or 1)
+        workers = str(monitor_workers or monitor_workers_for(os.cpu_count() or 1))
+        config = str(folder / "monitor.yaml")
         monitor = ChildServer(
             "monitor",
             monitor_port,
-            [*harness, "monitor", "--config", str(folder / "monitor.yaml"), "--port", str(monitor_port)],
+            [*harness, "monitor", "--config", config, "--port", str(monitor_port), "--workers", workers],
             folder / "monitor.log",
             env,
         )
