@@ -251,6 +251,7 @@ def measure(
     batch: int = BATCH,
     pinned: bool = True,
     connections: int | None = None,
+    forwarded: bool = False,
 ) -> dict:
     """Run one server (pinned to CPU 0 unless `pinned` is false) and load it from this process."""
     proc = subprocess.Popen(
@@ -271,6 +272,7 @@ def measure(
         while batch > 1 and min(f.next_seq for f in factories) < args.users:
             asyncio.run(load(port, path, factories, 0.5))
         memory0 = audit_memory(port) if path.startswith("/webhook/") else {}
+        forwarded0 = forwarded_messages(port) if forwarded else 0.0
         time.sleep(0.2)  # the workers' last forwards of the warm-up
         cpu0, rss0, t0 = tree_cpu(proc.pid), rss_bytes(proc.pid), time.monotonic()
         counts = asyncio.run(load(port, path, factories, args.seconds))
@@ -280,9 +282,11 @@ def measure(
             # queue, so the window's CPU includes the audit of every message it counts
             memory1 = audit_memory(port)
         cpu1 = tree_cpu(proc.pid)
+        forwarded1 = forwarded_messages(port) if forwarded else 0.0
         by_pid = {p: cpu1[p] - cpu0.get(p, 0.0) for p in cpu1}
         cpu = sum(by_pid.values())
         result = {
+            "forwarded": forwarded1 - forwarded0,
             "cpu_by_process": [by_pid.get(proc.pid, 0.0)] + [v for p, v in by_pid.items() if p != proc.pid],
             "messages": counts[0],
             "refused": counts[1],
@@ -420,36 +424,50 @@ def single_part(args: argparse.Namespace, config: Path, script: Path) -> dict:
     }
 
 
+def forwarded_messages(port: int) -> float:
+    """Messages the monitor's workers handed to the primary (`monitor_worker_forwarded_messages_total`)."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("monitor_worker_forwarded_messages_total{")
+    )
+
+
 def workers_part(args: argparse.Namespace, config: Path) -> dict:
-    """1 against `args.workers` monitor processes on one-event POSTs, unpinned, CPU summed over all.
+    """1 against 2 monitor processes on one-event POSTs, unpinned, CPU summed over all.
 
     On a machine with fewer free cores than processes the wall rate cannot show the scaling, so
-    it is derived: the N-process per-core rate (which pays for forwarding rows to the primary)
-    over the 1-process one is the efficiency per added core, and the primary's CPU per message
-    (its share of receiving plus the one audit) bounds how many cores can be fed.
+    it is derived from three CPU costs per message, measured here: S, one process (receive and
+    audit); W, a worker (receive and forward); P, the primary's CPU over all messages when it
+    receives `own` of them itself. With r the cost of receiving alone and a the primary's audit
+    per message: S = r + a and P = own*r + total*a, so a = (P - own*S) / forwarded. Capacity on
+    M cores is the rate at which the busiest process fills one core: with the primary receiving
+    (M processes) min(M / W, 1 / (r/M + a)); with the primary only auditing (M-1 receivers)
+    min((M-1) / W, 1 / a); the better layout counts. Scaling = capacity x S (one process = 1).
     """
-    n = args.workers
     all_cpus = set(range(os.cpu_count() or 1))
     os.sched_setaffinity(0, all_cpus)
     try:
         runs = {}
-        for workers, stream in ((1, 500), (n, 600)):
+        for workers, stream in ((1, 500), (2, 600)):
             port = free_port()
             runs[workers] = measure(
                 monitor_cmd(config, port, workers), port, "/webhook/bench", args, stream=stream,
-                batch=1, pinned=False, connections=args.connections * 2,
+                batch=1, pinned=False, connections=args.connections * 2, forwarded=workers > 1,
             )  # fmt: skip
     finally:
         os.sched_setaffinity(0, {1})
-    one, many = runs[1], runs[n]
-    efficiency = many["msgs_per_sec_per_core"] / one["msgs_per_sec_per_core"]
-    per_message_one = one["server_cpu_seconds"] / one["messages"]
-    primary_share = many["cpu_by_process"][0] / many["messages"]
-    # the primary's CPU per message = its 1/n share of receiving + the audit of every message
-    audit_cost = max(primary_share - per_message_one / n, 0.0)
-    print(
-        f"workers: 1 vs {n} monitor processes, one-event POSTs, {args.connections * 2} connections, unpinned"
-    )
+    one, two = runs[1], runs[2]
+    total, forwarded = two["messages"], two["forwarded"]
+    single = one["server_cpu_seconds"] / one["messages"]
+    worker = two["cpu_by_process"][1] / forwarded
+    audit = max((two["cpu_by_process"][0] - (total - forwarded) * single) / forwarded, 0.0)
+    receive = single - audit
+    efficiency = two["msgs_per_sec_per_core"] / one["msgs_per_sec_per_core"]
+    print(f"workers: 1 vs 2 monitor processes, one-event POSTs, {args.connections * 2} connections, unpinned")
     for workers, r in runs.items():
         cpus = ", ".join(f"{c:.2f}" for c in r["cpu_by_process"])
         print(
@@ -458,25 +476,30 @@ def workers_part(args: argparse.Namespace, config: Path) -> dict:
             f"{r['msgs_per_sec_wall']:,.0f}/s wall"
         )
     print(
-        f"  per-core efficiency of {n} processes vs 1: {efficiency:.3f} (each added core adds this "
-        f"fraction of one process's rate); primary audit + forwarding cost {audit_cost * 1e6:.2f} µs per "
-        f"message of the {per_message_one * 1e6:.1f} µs a message costs one process"
+        f"  CPU per message: one process S={single * 1e6:.1f} µs; a worker (receive + forward) "
+        f"W={worker * 1e6:.1f} µs, of which {max(worker - receive, 0) * 1e6:.1f} µs forwarding; the "
+        f"primary's audit a={audit * 1e6:.2f} µs; 2 processes vs 1 per core: {efficiency:.3f}"
     )
     derived = {}
     for cores in (2, 4, 8, 16):
-        rate = cores * many["msgs_per_sec_per_core"]
-        ceiling = 1.0 / (per_message_one / cores + audit_cost) if audit_cost else float("inf")
-        derived[cores] = min(rate, ceiling) / one["msgs_per_sec_per_core"]
+        receiving = min(cores / worker, 1.0 / (receive / cores + audit))
+        dedicated = min((cores - 1) / worker, 1.0 / audit if audit else float("inf"))
+        derived[cores] = (
+            max(receiving, dedicated) * single,
+            "audit-only" if dedicated > receiving else "receiving",
+        )
     print(
-        "  derived scaling (throughput / one process's, min of cores x per-core rate and the primary's "
-        "one-core ceiling): "
-        + ", ".join(f"{c} cores {x:.2f}x ({x / c:.2f} per core)" for c, x in derived.items())
+        "  derived scaling on M cores (throughput / one process's; primary layout): "
+        + ", ".join(f"{c}: {x:.2f}x = {x / c:.2f} per core ({how})" for c, (x, how) in derived.items())
     )
     return {
-        "workers": n,
-        "workers_efficiency_per_core": round(efficiency, 3),
-        "workers_audit_us_per_message": round(audit_cost * 1e6, 3),
-        "workers_derived_scaling": {str(c): round(x, 2) for c, x in derived.items()},
+        "workers_efficiency_per_core_2v1": round(efficiency, 3),
+        "workers_cpu_us_per_message": {
+            "one_process": round(single * 1e6, 2),
+            "worker": round(worker * 1e6, 2),
+            "primary_audit": round(audit * 1e6, 2),
+        },
+        "workers_derived_scaling": {str(c): round(x, 2) for c, (x, _) in derived.items()},
     }
 
 
@@ -485,7 +508,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=2, help="monitor processes in the workers part")
     parser.add_argument(
         "--parts", default="batched,single,workers", help="comma-separated: batched, single, workers"
     )

@@ -293,13 +293,22 @@ class Monitor:
 
 
 async def serve(
-    config: MonitorConfig, host: str, port: int, monitor: Monitor | None = None, *, reuse_port: bool = False
+    config: MonitorConfig,
+    host: str,
+    port: int,
+    monitor: Monitor | None = None,
+    *,
+    reuse_port: bool = False,
+    listen: bool = True,
 ) -> None:
-    """Run the monitor (or `monitor`, one of `monitor/workers.py`'s) until SIGTERM or SIGINT."""
+    """Run the monitor (or `monitor`, one of `monitor/workers.py`'s; with `listen` false, its
+    background work only) until SIGTERM or SIGINT."""
     from monitor.http_server import HttpServer
 
     monitor = Monitor(config) if monitor is None else monitor
-    server = HttpServer(monitor, host, port, max_body_bytes=config.max_body_bytes, reuse_port=reuse_port)
+    server = HttpServer(
+        monitor, host, port, max_body_bytes=config.max_body_bytes, reuse_port=reuse_port, listen=listen
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)

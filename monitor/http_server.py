@@ -245,12 +245,21 @@ async def _resume(coro: Coroutine, waiting: Any) -> Any:
 
 class HttpServer:
     """Serves `app` (an RSGI app) on host:port until `stop()`; with `reuse_port`, several processes
-    share the port (SO_REUSEPORT: the kernel spreads connections over them)."""
+    share the port (SO_REUSEPORT: the kernel spreads connections over them); with `listen` false,
+    `serve` only waits for `stop()` (a monitor primary that audits and does not receive)."""
 
     def __init__(
-        self, app: Any, host: str, port: int, *, max_body_bytes: int, reuse_port: bool = False
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        max_body_bytes: int,
+        reuse_port: bool = False,
+        listen: bool = True,
     ) -> None:
         self.app, self.host, self.port, self.reuse_port = app, host, port, reuse_port
+        self.listen = listen
         self.max_body_bytes = max_body_bytes
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -265,6 +274,9 @@ class HttpServer:
         self._stopped.set()
 
     async def serve(self) -> None:
+        if not self.listen:
+            await self._stopped.wait()
+            return
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
             lambda: Connection(self), self.host, self.port, reuse_port=self.reuse_port, backlog=1024

@@ -51,6 +51,8 @@ BACKLOG_BYTES = 8 << 20
 """Unsent bytes to the primary past which a worker's requests wait (back-pressure on the pipeline)."""
 BARRIER_TIMEOUT = 30.0
 START_TIMEOUT = 30.0
+DEDICATED_AUDIT_FROM = 4
+"""From this many receiving processes on, the primary only audits (see `receiving_primary`)."""
 _HEAD = struct.Struct(">II")
 _NOT_FORWARDED = frozenset(("config", "cells", "latency", "foreign_ids"))
 """DestinationAudit fields a worker never sets (its audit never runs) or that are not counters."""
@@ -270,28 +272,38 @@ def worker_argv(args: Any, socket_path: str, index: int) -> list[str]:
     return [*argv, "--worker-socket", socket_path, "--worker-index", str(index)]
 
 
+def receiving_primary(workers: int) -> bool:
+    """Whether the primary also receives: with few processes every core must receive; from
+    DEDICATED_AUDIT_FROM on, the primary's core is better spent on the audit of all of them alone
+    (its receiving share would make it the first to saturate)."""
+    return workers < DEDICATED_AUDIT_FROM
+
+
 async def serve_primary(config: MonitorConfig, args: Any) -> None:
-    """Run the primary and its `args.workers - 1` workers until SIGTERM or SIGINT."""
+    """Run the primary and its workers until SIGTERM or SIGINT: `args.workers` processes receive
+    in all, plus the primary as a process of its own from DEDICATED_AUDIT_FROM on."""
     with socket.create_server((args.host, args.port)):  # a busy port fails here, not silently shared
         pass
     folder = tempfile.mkdtemp(prefix="monitor-workers-")
     socket_path = os.path.join(folder, "hub.sock")
     monitor = PrimaryMonitor(config, socket_path)
-    await monitor.hub.start(args.workers - 1)
+    receiving = receiving_primary(args.workers)
+    indices = range(1, args.workers) if receiving else range(1, args.workers + 1)
+    await monitor.hub.start(len(indices))
     processes = [
         subprocess.Popen(
             worker_argv(args, socket_path, index),
             stdin=subprocess.DEVNULL,  # (a worker stops by itself when the primary's socket closes)
         )
-        for index in range(1, args.workers)
+        for index in indices
     ]
     try:
         try:
             await asyncio.wait_for(monitor.hub.connected.wait(), START_TIMEOUT)
         except TimeoutError:
-            log.error("only %d of %d monitor workers connected", len(monitor.hub.links), args.workers - 1)
+            log.error("only %d of %d monitor workers connected", len(monitor.hub.links), len(indices))
             return
-        await serve(config, args.host, args.port, monitor=monitor, reuse_port=True)
+        await serve(config, args.host, args.port, monitor=monitor, reuse_port=True, listen=receiving)
     finally:
         await monitor.hub.close()
         for process in processes:

@@ -19,6 +19,7 @@ import yaml
 from harness.processes import ChildServer, free_port
 from loadgen import ids
 from loadgen.ledger import SentLedger
+from monitor.workers import DEDICATED_AUDIT_FROM
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +27,8 @@ LOST_AFTER = 4.0
 CONNECTIONS = 16
 
 
-@pytest.fixture
-def workers_monitor(tmp_path):
+@pytest.fixture(params=["3", "4"], ids=["primary-receives", "primary-only-audits"])
+def workers_monitor(tmp_path, request):
     port = free_port()
     config = {
         "lost_after_seconds": LOST_AFTER,
@@ -39,9 +40,20 @@ def workers_monitor(tmp_path):
     }
     path = tmp_path / "monitor.yaml"
     path.write_text(yaml.safe_dump(config))
-    argv = [sys.executable, "-m", "monitor", "--config", str(path), "--port", str(port), "--workers", "3"]
+    argv = [
+        sys.executable,
+        "-m",
+        "monitor",
+        "--config",
+        str(path),
+        "--port",
+        str(port),
+        "--workers",
+        request.param,
+    ]
     server = ChildServer("monitor", port, argv, tmp_path / "monitor.log")
     server.start(timeout=30.0)
+    server.workers = int(request.param)
     try:
         yield server
     finally:
@@ -123,9 +135,14 @@ def test_workers_share_one_exact_audit(workers_monitor, events):
             in metrics
         )
         forwarded = _worker_counts(metrics)
-        assert set(forwarded) == {"1", "2"}
-        assert all(n > 0 for n in forwarded.values()), forwarded  # the workers did receive
-        assert sum(forwarded.values()) < 2 * 590 + 58 + 2 * refused  # and so did the primary
+        all_rows = 590 + refused + 590 + 8 + 50  # every messageId of every POST, refused ones too
+        assert all(n > 0 for n in forwarded.values()), forwarded  # every worker did receive
+        if workers_monitor.workers < DEDICATED_AUDIT_FROM:
+            assert set(forwarded) == {str(i) for i in range(1, workers_monitor.workers)}
+            assert sum(forwarded.values()) < all_rows  # and so did the primary
+        else:
+            assert set(forwarded) == {str(i) for i in range(1, workers_monitor.workers + 1)}
+            assert sum(forwarded.values()) == all_rows  # the primary received nothing itself
 
         # a behaviour change reaches every process before its PUT is answered
         change = {"kind": "rejecting", "share": 1.0, "status": 400}

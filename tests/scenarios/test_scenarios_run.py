@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.stack import SandboxStack
@@ -64,13 +65,18 @@ def test_duplicate_resends_ride_on_top_of_the_schedule(locust_run):
     assert sum(by_source[s]["messages"] - by_source[s]["paced_messages"] for s in big) > 0, "re-sends ran"
 
 
-def test_injected_faults_fail_the_verdict_and_are_counted_exactly(locust_run, tmp_path: Path):
+@pytest.mark.parametrize("monitor_workers", ["1", "2"])
+def test_injected_faults_fail_the_verdict_and_are_counted_exactly(
+    locust_run, tmp_path: Path, monitor_workers: str
+):
+    """With 2 monitor processes, deliveries (and a duplicate and its original) land on either one;
+    the one audit still counts every injected drop and duplicate exactly."""
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n  destinations:\n    webhook:\n      drop: 0.05\n      duplicate: 0.02\n")
     # No canaries: the sandbox's fault counts then cover the load test's messages alone.
     run = locust_run(
         "-t", "8s", "--target-rate", "800", "--sandbox-faults", str(faults),
-        "--loss-deadline", "5", "--canary-interval", "0",
+        "--loss-deadline", "5", "--canary-interval", "0", "--monitor-workers", monitor_workers,
     )  # fmt: skip
     assert run.code == 1, run.output[-4000:]
     assert "Verdict: FAIL" in run.output and "loss.ratio" in run.output and "duplicates.count" in run.output
