@@ -251,7 +251,7 @@ def measure(
     batch: int = BATCH,
     pinned: bool = True,
     connections: int | None = None,
-    forwarded: bool = False,
+    with_worker_metrics: bool = False,
 ) -> dict:
     """Run one server (pinned to CPU 0 unless `pinned` is false) and load it from this process."""
     proc = subprocess.Popen(
@@ -272,7 +272,7 @@ def measure(
         while batch > 1 and min(f.next_seq for f in factories) < args.users:
             asyncio.run(load(port, path, factories, 0.5))
         memory0 = audit_memory(port) if path.startswith("/webhook/") else {}
-        forwarded0 = forwarded_messages(port) if forwarded else 0.0
+        forwarded0, audit0 = worker_metrics(port) if with_worker_metrics else (0.0, 0.0)
         time.sleep(0.2)  # the workers' last forwards of the warm-up
         cpu0, rss0, t0 = tree_cpu(proc.pid), rss_bytes(proc.pid), time.monotonic()
         counts = asyncio.run(load(port, path, factories, args.seconds))
@@ -282,11 +282,12 @@ def measure(
             # queue, so the window's CPU includes the audit of every message it counts
             memory1 = audit_memory(port)
         cpu1 = tree_cpu(proc.pid)
-        forwarded1 = forwarded_messages(port) if forwarded else 0.0
+        forwarded1, audit1 = worker_metrics(port) if with_worker_metrics else (0.0, 0.0)
         by_pid = {p: cpu1[p] - cpu0.get(p, 0.0) for p in cpu1}
         cpu = sum(by_pid.values())
         result = {
             "forwarded": forwarded1 - forwarded0,
+            "audit_cpu_seconds": audit1 - audit0,
             "cpu_by_process": [by_pid.get(proc.pid, 0.0)] + [v for p, v in by_pid.items() if p != proc.pid],
             "messages": counts[0],
             "refused": counts[1],
@@ -424,76 +425,79 @@ def single_part(args: argparse.Namespace, config: Path, script: Path) -> dict:
     }
 
 
-def forwarded_messages(port: int) -> float:
-    """Messages the monitor's workers handed to the primary (`monitor_worker_forwarded_messages_total`)."""
+def worker_metrics(port: int) -> tuple[float, float]:
+    """(messages the workers forwarded, the primary's audit CPU seconds) from /metrics."""
     import httpx
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("monitor_worker_forwarded_messages_total{")
-    )
+    forwarded = audit = 0.0
+    for line in text.splitlines():
+        if line.startswith("monitor_worker_forwarded_messages_total{"):
+            forwarded += float(line.split()[-1])
+        elif line.startswith("monitor_audit_cpu_seconds_total "):
+            audit = float(line.split()[-1])
+    return forwarded, audit
 
 
 def workers_part(args: argparse.Namespace, config: Path) -> dict:
     """1 against 2 monitor processes on one-event POSTs, unpinned, CPU summed over all.
 
     On a machine with fewer free cores than processes the wall rate cannot show the scaling, so
-    it is derived from three CPU costs per message, measured here: S, one process (receive and
-    audit); W, a worker (receive and forward); P, the primary's CPU over all messages when it
-    receives `own` of them itself. With r the cost of receiving alone and a the primary's audit
-    per message: S = r + a and P = own*r + total*a, so a = (P - own*S) / forwarded. Capacity on
-    M cores is the rate at which the busiest process fills one core: with the primary receiving
-    (M processes) min(M / W, 1 / (r/M + a)); with the primary only auditing (M-1 receivers)
-    min((M-1) / W, 1 / a); the better layout counts. Scaling = capacity x S (one process = 1).
+    it is derived from CPU costs per message measured here (medians over --repeats interleaved
+    pairs of runs): S, one process (receive and audit); W, a worker (receive and forward); a, the
+    primary's audit per message (its own clock: decoding forwarded rows and auditing). Receiving
+    alone costs r = S - a. Capacity on M cores is the rate at which the busiest process fills a
+    core: with the primary receiving (M processes) min(M / W, 1 / (r/M + a)); with the primary
+    only auditing (M-1 receivers, what `--workers` does from 4 on) min((M-1) / W, 1 / a); the
+    better layout counts. Scaling = capacity x S (one process = 1x).
     """
     all_cpus = set(range(os.cpu_count() or 1))
     os.sched_setaffinity(0, all_cpus)
+    singles, workers, audits, efficiencies = [], [], [], []
     try:
-        runs = {}
-        for workers, stream in ((1, 500), (2, 600)):
-            port = free_port()
-            runs[workers] = measure(
-                monitor_cmd(config, port, workers), port, "/webhook/bench", args, stream=stream,
-                batch=1, pinned=False, connections=args.connections * 2, forwarded=workers > 1,
-            )  # fmt: skip
+        for repeat in range(args.repeats):
+            runs = {}
+            for n in (1, 2):
+                port = free_port()
+                runs[n] = measure(
+                    monitor_cmd(config, port, n), port, "/webhook/bench", args,
+                    stream=500 + 10 * repeat + n, batch=1, pinned=False,
+                    connections=args.connections * 2, with_worker_metrics=n > 1,
+                )  # fmt: skip
+            one, two = runs[1], runs[2]
+            singles.append(one["server_cpu_seconds"] / one["messages"])
+            workers.append(two["cpu_by_process"][1] / two["forwarded"])
+            audits.append(two["audit_cpu_seconds"] / two["messages"])
+            efficiencies.append(two["msgs_per_sec_per_core"] / one["msgs_per_sec_per_core"])
+            for n, r in runs.items():
+                cpus = ", ".join(f"{c:.2f}" for c in r["cpu_by_process"])
+                print(
+                    f"  pair {repeat + 1}, --workers {n}: {r['messages']} requests, {r['server_cpu_seconds']:.2f}s "
+                    f"CPU (by process, primary first: {cpus}) -> {r['msgs_per_sec_per_core']:,.0f} requests/s "
+                    f"per core, {r['msgs_per_sec_wall']:,.0f}/s wall"
+                )
     finally:
         os.sched_setaffinity(0, {1})
-    one, two = runs[1], runs[2]
-    total, forwarded = two["messages"], two["forwarded"]
-    single = one["server_cpu_seconds"] / one["messages"]
-    worker = two["cpu_by_process"][1] / forwarded
-    audit = max((two["cpu_by_process"][0] - (total - forwarded) * single) / forwarded, 0.0)
+    single, worker, audit = (float(np.median(x)) for x in (singles, workers, audits))
+    efficiency = float(np.median(efficiencies))
     receive = single - audit
-    efficiency = two["msgs_per_sec_per_core"] / one["msgs_per_sec_per_core"]
-    print(f"workers: 1 vs 2 monitor processes, one-event POSTs, {args.connections * 2} connections, unpinned")
-    for workers, r in runs.items():
-        cpus = ", ".join(f"{c:.2f}" for c in r["cpu_by_process"])
-        print(
-            f"  --workers {workers}: {r['messages']} requests, {r['server_cpu_seconds']:.2f}s CPU "
-            f"(by process, primary first: {cpus}) -> {r['msgs_per_sec_per_core']:,.0f} requests/s per core, "
-            f"{r['msgs_per_sec_wall']:,.0f}/s wall"
-        )
     print(
-        f"  CPU per message: one process S={single * 1e6:.1f} µs; a worker (receive + forward) "
-        f"W={worker * 1e6:.1f} µs, of which {max(worker - receive, 0) * 1e6:.1f} µs forwarding; the "
-        f"primary's audit a={audit * 1e6:.2f} µs; 2 processes vs 1 per core: {efficiency:.3f}"
+        f"workers: medians of {args.repeats} pairs: one process S={single * 1e6:.1f} µs a message; a worker "
+        f"W={worker * 1e6:.1f} µs (forwarding {(worker - receive) * 1e6:+.1f} µs over receiving alone); the "
+        f"primary's audit a={audit * 1e6:.2f} µs; per-core rate of 2 processes / 1: {efficiency:.3f}"
     )
     derived = {}
     for cores in (2, 4, 8, 16):
         receiving = min(cores / worker, 1.0 / (receive / cores + audit))
-        dedicated = min((cores - 1) / worker, 1.0 / audit if audit else float("inf"))
-        derived[cores] = (
-            max(receiving, dedicated) * single,
-            "audit-only" if dedicated > receiving else "receiving",
-        )
+        dedicated = min((cores - 1) / worker, 1.0 / audit)
+        layout = "audit-only primary" if dedicated > receiving else "receiving primary"
+        derived[cores] = (max(receiving, dedicated) * single, layout)
     print(
-        "  derived scaling on M cores (throughput / one process's; primary layout): "
+        "  derived scaling on M cores (throughput / one process's): "
         + ", ".join(f"{c}: {x:.2f}x = {x / c:.2f} per core ({how})" for c, (x, how) in derived.items())
     )
     return {
-        "workers_efficiency_per_core_2v1": round(efficiency, 3),
+        "workers_per_core_rate_2v1": round(efficiency, 3),
         "workers_cpu_us_per_message": {
             "one_process": round(single * 1e6, 2),
             "worker": round(worker * 1e6, 2),
@@ -508,6 +512,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved 1-vs-2 pairs in the workers part")
     parser.add_argument(
         "--parts", default="batched,single,workers", help="comma-separated: batched, single, workers"
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -29,6 +30,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -66,12 +69,36 @@ def frame(header: list, body: bytes = b"") -> bytes:
     return _HEAD.pack(len(head), len(body)) + head + body
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[list, bytes]:
-    """The next frame; raises asyncio.IncompleteReadError when the peer has gone."""
+async def read_raw_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """The next frame's header (undecoded) and body; raises asyncio.IncompleteReadError when the
+    peer has gone."""
     head_size, body_size = _HEAD.unpack(await reader.readexactly(_HEAD.size))
-    header = orjson.loads(await reader.readexactly(head_size))
+    head = await reader.readexactly(head_size)
     body = await reader.readexactly(body_size) if body_size else b""
-    return header, body
+    return head, body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[list, bytes]:
+    head, body = await read_raw_frame(reader)
+    return orjson.loads(head), body
+
+
+class AuditClock:
+    """CPU seconds the primary spends decoding forwarded rows and auditing (nested calls once)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._running = False
+
+    def run(self, work: Callable[..., Any], *args: Any) -> Any:
+        if self._running:
+            return work(*args)
+        self._running, started = True, time.thread_time()
+        try:
+            return work(*args)
+        finally:
+            self.seconds += time.thread_time() - started
+            self._running = False
 
 
 # --- receiver counters, moved from a worker to the primary as deltas ---------------------------
@@ -151,11 +178,13 @@ class Hub:
             if len(self.links) >= self.expected:
                 self.connected.set()
             while True:
-                header, body = await read_frame(reader)
+                head, body = await read_raw_frame(reader)
+                if head.startswith(b'["rows"'):
+                    self.monitor.clock.run(self._audit_rows, index, head)
+                    continue
+                header = orjson.loads(head)
                 kind = header[0]
-                if kind == "rows":
-                    self._audit_rows(index, header[1], header[2])
-                elif kind == "api":
+                if kind == "api":
                     task = asyncio.create_task(self._answer(writer, header, body))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -171,7 +200,8 @@ class Hub:
                 log.warning("monitor worker %d disconnected", index)
             writer.close()
 
-    def _audit_rows(self, index: int, rows: list, counters: dict) -> None:
+    def _audit_rows(self, index: int, head: bytes) -> None:
+        _, rows, counters = orjson.loads(head)
         audit = self.monitor.audit
         destinations = audit.destinations
         forwarded = 0
@@ -182,8 +212,11 @@ class Hub:
         add_counters(destinations, counters)
 
     def metrics_text(self) -> bytes:
-        """`monitor_worker_forwarded_messages_total`, one series per worker, in the text format."""
+        """Forwarded messages per worker and the audit's CPU seconds, in the text format."""
         lines = [
+            "# HELP monitor_audit_cpu_seconds_total CPU the primary spent decoding forwarded rows and auditing.",
+            "# TYPE monitor_audit_cpu_seconds_total counter",
+            f"monitor_audit_cpu_seconds_total {self.monitor.clock.seconds}",
             "# HELP monitor_worker_forwarded_messages_total Messages a receiver worker handed to the audit.",
             "# TYPE monitor_worker_forwarded_messages_total counter",
         ]
@@ -240,6 +273,8 @@ class PrimaryMonitor(Monitor):
         super().__init__(config)
         self.hub = Hub(self, socket_path)
         self._behaviour_changed = False
+        self.clock = AuditClock()
+        self.audit.flush = functools.partial(self.clock.run, self.audit.flush)  # type: ignore[method-assign]
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         # (`monitor/http_server.py` sends the answer once this returns)
