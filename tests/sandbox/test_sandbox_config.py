@@ -56,7 +56,7 @@ def test_default_config_loads_and_every_key_is_commented():
         ("destinations.0.sources", ["nope"], "destinations[0].sources[0]"),
         ("destinations.0.bogus", 1, "unknown key(s) ['bogus']"),
         ("dedupe.window_seconds", "long", "dedupe.window_seconds"),
-        ("dedupe.enabled", "no", "dedupe.enabled: expected true or false"),
+        ("dedupe.enabled", "no", "dedupe.enabled: expected true, false or null"),
         ("ingest.rate_limit.requests_per_second", -1, "ingest.rate_limit.requests_per_second"),
         ("faults.destinations.zzz", {"drop": 0.1}, "faults.destinations.zzz"),
         ("faults.destinations.d", {"drop": 1.5}, "faults.destinations.d.drop"),

@@ -75,8 +75,9 @@ def test_late_and_ordering_columns():
     lines = table.splitlines()
     header = next(line for line in lines if line.startswith("  destination"))
     row = next(line for line in lines if line.startswith("  webhook"))
-    assert header.split()[:11] == [
-        "destination", "expected", "delivered", "lost", "late", "pending", "dupes", "leaks", "order", "p95", "p99",
+    assert header.split()[:12] == [
+        "destination", "expected", "delivered", "lost", "late", "pending", "dupes", "leaks", "order", "p50",
+        "p95", "p99",
     ]  # fmt: skip
     assert row.split()[:9] == ["webhook", "100", "100", "0", "4", "0", "0", "0", "5.00%"]
     assert "webhook: 4 messages arrived late (after the 20s loss deadline) and none lost" in table
