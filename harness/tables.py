@@ -71,7 +71,7 @@ DESTINATION_COLUMNS = [
     Column("pending", "pending"),
     Column("duplicates", "dupes"),
     Column("dedupe_leaks", "leaks"),
-    Column("out_of_order_share", "order", str),
+    Column("out_of_order_share", "order", lambda share: "-" if share is None else f"{share:.2%}"),
     Column("p50", "p50", duration_text),
     Column("p95", "p95", duration_text),
     Column("p99", "p99", duration_text),
@@ -83,12 +83,11 @@ def destination_rows(destinations: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name, d in sorted(destinations.items()):
         quantiles = d.get("latency_seconds") or {}
-        share = (d.get("ratios") or {}).get("out_of_order")
         rows.append(
             {
                 **d,
                 "destination": name,
-                "out_of_order_share": "-" if share is None else f"{share:.2%}",
+                "out_of_order_share": (d.get("ratios") or {}).get("out_of_order"),
                 **{q: quantiles.get(q) for q in ("p50", "p95", "p99")},
             }
         )
