@@ -61,6 +61,8 @@ class Controller:
         self.harness = harness
         self.environment = harness.environment
         self.stats = LoadStats()
+        self.preflight_stats = LoadStats()
+        """What the preflight's probes did, folded into the first test's statistics when it starts."""
         self.history: list[dict[str, Any]] = []
         self.delivery: dict[str, Any] | None = None
         self.stack: SandboxStack | None = None
@@ -158,7 +160,7 @@ class Controller:
         print(preflight_table(probes, options.host, profile.dialect), flush=True)
         for probe in probes:  # the monitor expects them like any accepted message
             if probe.accepted and probe.request is not None:
-                self.stats.record_accepted(probe.request.source, probe.request.message_count)
+                self.preflight_stats.record_accepted(probe.request.source, probe.request.message_count)
         if self.monitor is not None:
             try:
                 self.monitor.post_ledger(ledger.take_delta(final=True))
@@ -221,6 +223,7 @@ class Controller:
         self.started_at = time.time()
         self.ended_at = None
         self.stats = LoadStats()
+        self.stats.merge(self.preflight_stats.take())  # the preflight's accepted probes count in the first test
         self.history = []
         self.delivery = None
         self.verdict = None

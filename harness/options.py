@@ -26,8 +26,10 @@ PREFLIGHT_MODES = ("fail", "warn", "off")
 DEFAULT_METRICS_PORT = 9646
 DELIVERY_WAIT = 30.0
 """Default seconds to wait after the test for messages in flight."""
-LOSS_DEADLINE = 20.0
-"""Default loss deadline of the bundled monitor: within the delivery wait, so a drop shows as lost."""
+LOSS_DEADLINE = 60.0
+"""Default loss deadline of the bundled monitor. Longer than the delivery wait; the wait goes on while
+messages are pending, up to the deadline, so a drop still shows as lost, never as pending. (At 20 s,
+30-s runs of the default profile counted a few replay-batch messages late, unexplained: docs/ci.md.)"""
 STARTUP_CHECK = 5.0
 PROGRESS_INTERVAL = 5.0
 

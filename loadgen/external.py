@@ -25,7 +25,7 @@ import numpy as np
 from loadgen.ids import MAX_SEQ, MAX_STREAM, IdStyle, decode_many, make_message_ids, run_id_from_name
 from loadgen.ledger import LedgerDelta, SentLedger
 
-EXTERNAL_STREAMS = range(2048, MAX_STREAM)
+EXTERNAL_STREAMS = range(2048, MAX_STREAM - 1)  # 4094 is the preflight's (harness.preflight), 4095 the canary's
 """Stream numbers for ids handed out here; generated traffic uses a run's low stream numbers."""
 DEFAULT_STREAM = EXTERNAL_STREAMS.start
 

@@ -296,7 +296,10 @@ class Audit:
                 if not message_ids:
                     continue
                 try:
-                    self._record(dest, decode_many(message_ids), users, arrival_ms, refusal_class, sent_at)
+                    decoded = decode_many(message_ids)
+                    if self.foreign is not None and refusal_class is None:
+                        self.foreign.record(dest, message_ids, decoded.valid, arrival_ms)
+                    self._record(dest, decoded, users, arrival_ms, refusal_class, sent_at)
                 except Exception:  # a bug here must not stop the sweep task that also flushes
                     log.exception("audit of %d queued rows for %s failed", len(message_ids), dest.config.name)
 
