@@ -335,7 +335,7 @@ def option_errors(harness: Harness, *, stack_running: bool = False) -> list[str]
             errors.append(f"--slo: {exc}")
         except OSError as exc:
             errors.append(f"--slo {options.slo}: cannot read it ({exc.strerror or exc})")
-    if options.host and options.sandbox_dialect != "any":
+    if options.host and options.sandbox_dialect != "any" and not stack_running:
         errors.append("--sandbox-dialect applies to the bundled sandbox only; drop it or drop --host")
     if options.sandbox_faults and not stack_running:
         if options.host:

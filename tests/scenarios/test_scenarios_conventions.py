@@ -123,17 +123,23 @@ def test_a_busy_metrics_port_names_the_option(locust_run):
 
 
 def test_a_dead_target_stops_early_with_one_message_and_one_note_per_cause(tmp_path: Path):
-    """Finding 8: no 10 s of load against nothing, one clear message, no repeated notes, the paths last."""
+    """Finding 8: no 10 s of load against nothing, one clear message, no repeated notes, the paths last.
+
+    The preflight (on by default) stops a dead target before any load with exit 2; this is the check
+    behind it, for runs with `--preflight off`."""
     started = time.monotonic()
     code, output = run_merged(
         tmp_path, "-t", "40s", "--host", "http://127.0.0.1:1", "--write-key", "k", "--startup-check", "2",
-        "--metrics-port", "0", timeout=90,
+        "--metrics-port", "0", "--preflight", "off", timeout=90,
     )  # fmt: skip
     assert time.monotonic() - started < 30, "the startup check must end the run well before -t"
     assert code == 1, output[-3000:]
     assert output.count("accepted no message in the first 2s") == 2  # the log line and the closing line
     notes = [line for line in output.splitlines() if line.strip().startswith("note (")]
-    assert len(notes) == 1 and "loss.ratio, pending.count" in notes[0]
+    # two causes, one note each: nothing was accepted or refused, and the monitor had no data
+    assert len(notes) == 2, notes
+    assert "refused.ratio" in notes[0] and "load has no accepted or refused messages" in notes[0]
+    assert "loss.ratio" in notes[1] and "pending.count" in notes[1] and "no monitor data" in notes[1]
     verdict = next(line for line in output.splitlines() if line.startswith("Verdict: "))
     assert len(verdict) < 250 and verdict.count("no data") == 1
     assert _lines(output)[-1].startswith("Report: ")
