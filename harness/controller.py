@@ -193,6 +193,10 @@ class Controller:
         if errors:
             return errors
         self.thresholds = self.harness.thresholds()
+        if self.tests and self.ended_at is None:
+            # Locust may reset the shape more than once as one test starts (the master does): same run.
+            self.plan = self._build_plan()
+            return []
         self.tests += 1
         base = self.options.run_id or self.wiring.run_name.rsplit("~", 1)[0]
         name = base if self.tests == 1 else f"{base}~{self.tests}"

@@ -81,7 +81,7 @@ def test_retries_5xx_429_timeout_until_delivered_and_4xx_discarded(
     assert sb.post("/v1/track", helpers.track(2)).status_code == 200
     sb.wait_for(lambda s: s["discarded"]["bad"].get("http_4xx") == 2)
     assert len(bad.requests) == 2, "a 4xx answer is not retried"
-    assert [e["messageId"] for e in flaky.events()] == ["m-1"]
+    assert [e["messageId"] for e in flaky.events()].count("m-1") == 1, "delivered once after its retries"
 
 
 def test_retry_after_is_honoured(sandbox_factory, receiver_factory, helpers):
