@@ -107,14 +107,7 @@ class LedgerDelta:
 
     @classmethod
     def from_wire(cls, body: bytes) -> LedgerDelta:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise LedgerFormatError(f"ledger is not JSON: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != WIRE_FORMAT:
-            raise LedgerFormatError(f"ledger field 'format' must be {WIRE_FORMAT!r}")
-        if doc.get("version") != WIRE_VERSION:
-            raise LedgerFormatError(f"ledger field 'version' must be {WIRE_VERSION}")
+        doc = _envelope(body, WIRE_FORMAT, WIRE_VERSION, "ledger", LedgerFormatError)
         for name, limit in _RANGES:
             value = doc.get(name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
@@ -260,14 +253,7 @@ class ForeignIds:
 
     @classmethod
     def from_wire(cls, body: bytes) -> ForeignIds:
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ForeignFormatError(f"registration is not JSON: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != FOREIGN_WIRE_FORMAT:
-            raise ForeignFormatError(f"registration field 'format' must be {FOREIGN_WIRE_FORMAT!r}")
-        if doc.get("version") != FOREIGN_WIRE_VERSION:
-            raise ForeignFormatError(f"registration field 'version' must be {FOREIGN_WIRE_VERSION}")
+        doc = _envelope(body, FOREIGN_WIRE_FORMAT, FOREIGN_WIRE_VERSION, "registration", ForeignFormatError)
         run = doc.get("run")
         if not _is_int(run) or not 0 <= run <= MAX_RUN:
             raise ForeignFormatError(f"registration field 'run' must be an integer in 0..{MAX_RUN}")
@@ -309,3 +295,16 @@ class ForeignIds:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _envelope(body: bytes, fmt: str, version: int, what: str, error: type[ValueError]) -> dict[str, Any]:
+    """A wire document's JSON object, once its `format` and `version` are the ones this code reads."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"{what} is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise error(f"{what} field 'format' must be {fmt!r}")
+    if doc.get("version") != version:
+        raise error(f"{what} field 'version' must be {version}")
+    return doc
